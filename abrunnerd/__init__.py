@@ -1,0 +1,3 @@
+"""abrunnerd: train AcousticBrainz dataset classifiers on the dataset owner's machine."""
+
+__version__ = "0.1.0"

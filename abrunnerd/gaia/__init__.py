@@ -1,0 +1,1 @@
+"""Gaia compatibility: the in-memory transformation chain and the `.history` file format."""
