@@ -1,0 +1,20 @@
+"""journald MESSAGE_IDs of the runner's key events (catalog: systemd/abrunnerd.catalog).
+
+Find them with e.g. ``journalctl MESSAGE_ID=4a37ccd9f93c4a55b2c2ba7216565cb4``.
+"""
+
+JOB_CLAIMED = "4a37ccd9f93c4a55b2c2ba7216565cb4"
+JOB_FINISHED = "98d15ee42b874babb659eef94dc86d8d"
+JOB_FAILED = "3d7db8a6778948a5b492c981f68208a7"
+JOB_CANCELED = "35c9fc40c3774c7daae7b35e70c249e3"
+TOKEN_MISSING = "b8488218bfbf4ae7b6e7559810e969fd"
+TOKEN_REJECTED = "8f98d8078bf340b29eafa6be2a3f7412"
+
+ALL = {
+    "JOB_CLAIMED": JOB_CLAIMED,
+    "JOB_FINISHED": JOB_FINISHED,
+    "JOB_FAILED": JOB_FAILED,
+    "JOB_CANCELED": JOB_CANCELED,
+    "TOKEN_MISSING": TOKEN_MISSING,
+    "TOKEN_REJECTED": TOKEN_REJECTED,
+}

@@ -1,0 +1,140 @@
+"""The training process: ``python3 -m abrunnerd.train_worker JOB_DIR``.
+
+Reads ``JOB_DIR/spec.json`` (written by the runner), loads the features (the server's
+bundle, or an AB-form directory fetched through ``/low-level``), trains with the
+trainer's process pool, checkpointing after every grid cell, and writes
+``result.json`` + ``model.history`` (or ``error.json``). Progress goes to
+``progress.json``. Exit status: 0 done, 2 bad dataset (error.json says why),
+3 stopped on SIGTERM (checkpoint kept), 1 anything else.
+
+``--estimate`` reads {"n_recordings", "options", "workers"} on stdin and prints the
+trainer's peak-memory estimate in bytes.
+"""
+import ctypes
+import json
+import os
+import platform
+import signal
+import sys
+import traceback
+from typing import Any, Dict
+
+from abrunnerd import __version__, atomic
+
+DONE, CRASHED, DATASET_ERROR, STOPPED = 0, 1, 2, 3
+PR_SET_PDEATHSIG = 1
+IOPRIO_WHO_PROCESS, IOPRIO_CLASS_IDLE = 1, 3
+_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "i686": 289, "armv7l": 314, "ppc64le": 273,
+                   "s390x": 282, "riscv64": 30}
+
+
+def be_polite() -> None:
+    """Nice, idle I/O class, and die with the daemon."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    parent = os.environ.get("ABRUNNERD_PARENT_PID")
+    if parent and parent.isdigit() and os.getppid() != int(parent):
+        os._exit(CRASHED)  # the daemon died before prctl took effect
+    nice = int(os.environ.get("ABRUNNERD_NICE", "10"))
+    if nice:
+        os.nice(nice)
+    number = _SYS_IOPRIO_SET.get(platform.machine())
+    if number is not None:
+        libc.syscall(number, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << 13)
+
+
+def load_dataset(job_dir: str, spec: Dict[str, Any]) -> Any:
+    from abrunnerd.trainer import Dataset, load_dataset_dir
+
+    if spec.get("source") == "abdata":
+        return load_dataset_dir(os.path.join(job_dir, "abdata"))
+    from abrunnerd.features_bundle import decode_bundle
+
+    dataset = spec["dataset"]
+    groundtruth = {m: c["name"] for c in dataset["classes"] for m in c["recordings"]}
+    documents, artists = {}, {}
+    with open(os.path.join(job_dir, "features.bin"), "rb") as f:
+        data = f.read()
+    for mbid, doc, artist in decode_bundle(data):
+        documents[mbid] = doc
+        artists[mbid] = artist
+    return Dataset(name=dataset.get("name") or spec["job_id"], groundtruth=groundtruth,
+                   documents=documents, artists=artists)
+
+
+def run(job_dir: str) -> int:
+    stop = {"flag": False}
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    be_polite()
+    spec = atomic.read_json(os.path.join(job_dir, "spec.json"))
+    progress_path = os.path.join(job_dir, "progress.json")
+
+    def progress(p: Any) -> None:
+        atomic.write_json(progress_path, {
+            "stage": p.stage, "cells_done": p.cells_done, "cells_total": p.cells_total,
+            "eta_seconds": p.eta_seconds, "message": p.message}, durable=False)
+
+    from abrunnerd.trainer import DatasetError, TrainingStopped, TrainOptions, train
+
+    try:
+        ds = load_dataset(job_dir, spec)
+        opts = TrainOptions.from_job_options(spec.get("options") or {}, seed=int(spec.get("seed", 42)))
+        res = train(ds, opts, workers=int(spec.get("max_workers") or 1),
+                    checkpoint_path=os.path.join(job_dir, "checkpoint"),
+                    progress=progress, should_stop=lambda: stop["flag"])
+    except TrainingStopped:
+        return STOPPED
+    except (DatasetError, ValueError, KeyError) as exc:
+        reason = str(exc) if isinstance(exc, DatasetError) else "malformed job or dataset: %s: %s" % (
+            type(exc).__name__, exc)
+        atomic.write_json(os.path.join(job_dir, "error.json"), {"kind": "dataset", "message": reason})
+        traceback.print_exc()
+        return DATASET_ERROR
+    from abrunnerd.gaia.history import write_history
+    import numpy
+    import sklearn
+
+    result = res.to_result_json()
+    result["runner"] = {"name": spec.get("runner_name", ""), "version": __version__,
+                        "python": platform.python_version(), "sklearn": sklearn.__version__,
+                        "numpy": numpy.__version__}
+    write_history(res.model.steps, os.path.join(job_dir, "model.history"))
+    atomic.write_json(os.path.join(job_dir, "result.json"), result)
+    return DONE
+
+
+def estimate() -> int:
+    from abrunnerd.trainer import TrainOptions, estimate_peak_memory
+
+    query = json.loads(sys.stdin.read())
+    opts = TrainOptions.from_job_options(query.get("options") or {}, seed=42)
+    print(int(estimate_peak_memory(int(query["n_recordings"]), opts, workers=int(query.get("workers", 1)))))
+    return 0
+
+
+def main(argv: Any = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--estimate"]:
+        return estimate()
+    if len(args) != 1:
+        print("usage: python3 -m abrunnerd.train_worker JOB_DIR | --estimate", file=sys.stderr)
+        return 64
+    try:
+        return run(args[0])
+    except Exception as exc:
+        traceback.print_exc()
+        try:
+            atomic.write_json(os.path.join(args[0], "error.json"),
+                              {"kind": "crash", "message": "%s: %s" % (type(exc).__name__, exc)})
+        except OSError:
+            pass
+        return CRASHED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
