@@ -1,0 +1,654 @@
+"""The job's path, top to bottom: poll → claim → fetch → train → report → upload → clean up.
+
+One job at a time. Every step is resumable from the durable state in ``work_dir``
+(see ``state``): after a crash, ``kill -9`` or restart the held job is re-claimed with
+its lease id and continues from the trainer's checkpoint. Training runs in a separate,
+niced process (``training_process``) while this loop keeps pinging, so a saturated
+machine never starves the heartbeat.
+
+Error policy, in one place (``loop_once``): network trouble and 5xx are retried with
+capped, jittered backoff and logged once per change of state; 401/403 is logged once
+as "token rejected by SERVER" and backed off long; a malformed job or dataset is
+reported to the server as failed with the reason, and the runner carries on.
+"""
+import json
+import logging
+import os
+import shutil
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from abrunnerd import messages
+from abrunnerd import status as st
+from abrunnerd.backoff import Backoff
+from abrunnerd.client import (LOWLEVEL_BATCH, ApiError, AuthError, Client, ClientError, Conflict,
+                              IntegrityError, NotFound)
+from abrunnerd.config import Config, Secret
+from abrunnerd.reporting.logs import job_fields
+from abrunnerd.reporting.notify import Notifier
+from abrunnerd.state import JobFiles, StateStore
+from abrunnerd.training_process import (DATASET_ERROR, DONE, STOPPED, TrainingProcess,
+                                        estimate_peak_memory, kill_stale)
+
+log = logging.getLogger("abrunnerd")
+
+AUTH_BACKOFF = 900.0  # a rejected token will not fix itself soon; SIGHUP retries at once
+MAX_INTEGRITY_FAILURES = 5
+TICK = 0.2
+
+
+class Signals:
+    """Flags set by signal handlers (and nothing else); read at safe points."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.reload = False
+
+
+class Stopping(Exception):
+    """Raised inside a job step when the daemon is asked to stop; the job is kept."""
+
+
+class JobEnded(Exception):
+    """The job ended for a reason other than success (canceled, lease lost, failed)."""
+
+
+class Job:
+    """The job being processed: its durable state plus the live lease facts."""
+
+    def __init__(self, job_id: str, files: JobFiles, state: Dict[str, Any]) -> None:
+        self.id = job_id
+        self.files = files
+        self.state = state
+        self.canceled = False  # by the owner (server) or locally (D-Bus)
+        self.cancel_source = ""
+        self.lease_lost = False
+        self.next_ping = 0.0
+
+    @property
+    def dataset_id(self) -> Optional[str]:
+        return self.state.get("dataset_id")
+
+    @property
+    def local_only(self) -> bool:
+        return bool(self.state.get("local_only"))
+
+
+class Runner:
+    def __init__(self, cfg: Config, token: Optional[Secret], status: st.RunnerStatus,
+                 notifier: Notifier, signals: Signals, once: bool = False,
+                 reload_config: Optional[Callable[[], Any]] = None) -> None:
+        self.cfg = cfg
+        self.token = token
+        self.status = status
+        self.notifier = notifier
+        self.signals = signals
+        self.once = once
+        self.reload_config = reload_config
+        self.store = StateStore(cfg.work_dir)
+        self.client: Optional[Client] = self._make_client()
+        self.backoff = Backoff(cap=300.0)
+        self.runner_id = ""
+        self.ping_interval = cfg.ping_interval
+        self._trouble: Optional[str] = None  # the kind of the current network trouble, logged once
+        self._skipped: Dict[str, str] = {}  # job id -> why we do not take it
+        self._pause_wanted = False
+        self.once_done = False
+
+    # -- lifecycle ------------------------------------------------------------------
+    def _make_client(self) -> Optional[Client]:
+        if self.token is None:
+            return None
+        return Client(self.cfg.server_url, self.token, timeout=self.cfg.request_timeout,
+                      verify=self.cfg.tls_verify(), max_download_size=self.cfg.max_download_size)
+
+    def start(self) -> None:
+        self.store.ensure_dirs()
+        self.runner_id = self.store.runner_id()
+        self.status.update(server_url=self.cfg.server_url, runner_name=self.cfg.runner_name)
+        if self.token is None:
+            self._no_token()
+        else:
+            self._set(st.IDLE, message="starting")
+        self.notifier.ready(st.summary(self.status.snapshot()))
+
+    def run(self) -> int:
+        """The main loop: until stopped (or, with --once, until one job is done)."""
+        self.start()
+        while not self.signals.stop:
+            wait = self.loop_once()
+            if self.once and self.once_done:
+                break
+            self.sleep(wait)
+        self.notifier.stopping("stopping")
+        self._set(st.STOPPING, message="stopping")
+        if self.client:
+            self.client.close()
+        return 0
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep in small steps, waking early for a signal; keep the watchdog fed."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (self.signals.stop or self.signals.reload):
+            self.notifier.watchdog()
+            self.status.take_requests()  # no job: pause/resume/cancel have nothing to act on
+            time.sleep(min(TICK * 2.5, max(0.0, deadline - time.monotonic())))
+
+    def handle_reload(self) -> None:
+        if not self.signals.reload:
+            return
+        self.signals.reload = False
+        if self.reload_config is None:
+            return
+        self.notifier.reloading()
+        try:
+            cfg, token = self.reload_config()
+        except Exception as exc:  # keep running on the old config; say what is wrong
+            log.error("configuration not reloaded, keeping the previous one: %s", exc)
+        else:
+            self.cfg, self.token = cfg, token
+            if self.client:
+                self.client.close()
+            self.client = self._make_client()
+            self.ping_interval = cfg.ping_interval
+            self.backoff.reset()
+            self._trouble = None
+            log.info("configuration reloaded from %s", cfg.path)
+            if token is None:
+                self._no_token()
+        self.notifier.ready(st.summary(self.status.snapshot()))
+
+    # -- one turn of the loop: the error funnel --------------------------------------------
+    def loop_once(self) -> float:
+        """Do the next piece of work; return how long to wait before the next turn."""
+        self.handle_reload()
+        if self.client is None:
+            if self.once:
+                self.once_done = True
+            return self.cfg.poll_interval
+        try:
+            held = self.store.held_jobs()
+            if held:
+                self.process_job(held[0], resumed=True)
+            else:
+                job_id = self.poll_and_claim()
+                if job_id is None:
+                    self._recovered()
+                    self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0,
+                              message="idle: no pending jobs")
+                    if self.once:
+                        self.once_done = True
+                    return self.cfg.poll_interval
+                self.process_job(job_id, resumed=False)
+            self._recovered()
+            if self.once:
+                self.once_done = True
+            return 0.0
+        except Stopping:
+            return 0.0
+        except AuthError as exc:
+            if self._trouble != "auth":
+                self._trouble = "auth"
+                log.error("token rejected by %s (HTTP %d): put a valid token into %s and run "
+                          "'systemctl reload abrunnerd'; retrying in %d min",
+                          self.cfg.server_url, exc.status, self.cfg.token_file, AUTH_BACKOFF // 60,
+                          extra={"MESSAGE_ID": messages.TOKEN_REJECTED})
+            self._set(st.BACKOFF, message="token rejected by " + self.cfg.server_url,
+                      last_error="token rejected by " + self.cfg.server_url)
+            return AUTH_BACKOFF
+        except ClientError as exc:
+            delay = self.backoff.next_delay()
+            kind = "%s:%s" % (type(exc).__name__, getattr(exc, "status", ""))
+            if self._trouble != kind:
+                self._trouble = kind
+                log.warning("%s; retrying with backoff (at most every %d s until it works)",
+                            exc, self.backoff.cap)
+            else:
+                log.debug("still failing: %s; next try in %.0f s", exc, delay)
+            self._set(st.BACKOFF, message="%s (retry in %.0f s)" % (exc, delay), last_error=str(exc))
+            return delay
+
+    def _recovered(self) -> None:
+        if self._trouble is not None:
+            log.info("%s answers again", self.cfg.server_url)
+            self._trouble = None
+        self.backoff.reset()
+
+    # -- poll and claim -------------------------------------------------------------------
+    def poll_and_claim(self) -> Optional[str]:
+        """Claim the oldest pending job we can take; None when there is none."""
+        assert self.client is not None
+        self._set(st.POLLING, message="looking for pending jobs")
+        for entry in self.client.pending_jobs():
+            job_id = entry["job_id"]
+            if job_id in self._skipped or self.store.has_local_result(job_id):
+                continue
+            try:
+                details = self.client.job_details(job_id)
+            except NotFound:
+                continue
+            if not self._fits_in_memory(job_id, details):
+                continue
+            try:
+                lease = self.client.claim(job_id, self.runner_id, self.cfg.runner_name, None)
+                local_only = False
+            except Conflict:
+                continue  # another runner was faster
+            except NotFound:
+                if not self._server_is_ab_only():
+                    continue
+                lease, local_only = {}, True
+                log.warning("%s has no claim endpoint (AcousticBrainz's API only): training job %s "
+                            "here anyway and keeping the result in %s", self.cfg.server_url, job_id,
+                            self.store.results_dir(job_id), extra=job_fields(job_id))
+            dataset_id = details.get("dataset_id")
+            self.store.save(job_id, {
+                "job_id": job_id, "dataset_id": dataset_id, "lease_id": lease.get("lease_id"),
+                "local_only": local_only, "seed": lease.get("seed", details.get("seed", 42)),
+                "features_url": lease.get("features_url"), "features_sha256": lease.get("features_sha256"),
+                "features_size": lease.get("features_size"), "claimed_at": time.time(), "stage": "claimed"})
+            os.makedirs(self.store.files(job_id).dir, exist_ok=True)
+            from abrunnerd import atomic
+            atomic.write_json(self.store.files(job_id).details, details)
+            if lease.get("ping_interval"):
+                self.ping_interval = float(lease["ping_interval"])
+            log.info("claimed job %s (dataset %s, %s)", job_id, dataset_id,
+                     entry.get("dataset_name") or details.get("dataset", {}).get("name", "?"),
+                     extra=job_fields(job_id, dataset_id, "claimed", 0.0, messages.JOB_CLAIMED))
+            return job_id
+        return None
+
+    def _server_is_ab_only(self) -> bool:
+        assert self.client is not None
+        try:
+            self.client.whoami()
+            return False
+        except NotFound:
+            return True
+
+    def _fits_in_memory(self, job_id: str, details: Dict[str, Any]) -> bool:
+        if not self.cfg.max_memory:
+            return True
+        n = sum(len(c.get("recordings") or []) for c in (details.get("dataset") or {}).get("classes") or [])
+        try:
+            need = estimate_peak_memory(n, details.get("options") or {}, self.cfg.max_workers)
+        except Exception as exc:
+            log.warning("cannot estimate the memory job %s needs (%s); trying it anyway", job_id, exc)
+            return True
+        if need <= self.cfg.max_memory:
+            return True
+        self._skipped[job_id] = "memory"
+        log.warning("skipping job %s: it needs about %.1f GiB (%d recordings, %d workers), more than "
+                    "max_memory (%.1f GiB); raise max_memory or lower max_workers in %s",
+                    job_id, need / 2 ** 30, n, self.cfg.max_workers, self.cfg.max_memory / 2 ** 30,
+                    self.cfg.path, extra=job_fields(job_id, details.get("dataset_id")))
+        return False
+
+    # -- one job, start to end --------------------------------------------------------------
+    def process_job(self, job_id: str, resumed: bool) -> None:
+        files = self.store.files(job_id)
+        job = Job(job_id, files, self.store.load(job_id) or {"job_id": job_id})
+        self._set(st.CLAIMED, job_id=job_id, dataset_id=job.dataset_id or "", stage="claimed",
+                  fraction=0.0, cells_done=0, cells_total=0, eta_seconds=-1, message="")
+        try:
+            if resumed:
+                self.resume_lease(job)
+            if job.state.get("failure"):
+                return self.report_failure(job, job.state["failure"])
+            if not os.path.exists(files.result):
+                self.fetch_features(job)
+                self.train(job)
+            self.upload(job)
+        except JobEnded:
+            return
+
+    def resume_lease(self, job: Job) -> None:
+        kill_stale(job.state.get("worker_pgid"))
+        log.info("resuming job %s from %s", job.id, job.state.get("stage", "claimed"),
+                 extra=job_fields(job.id, job.dataset_id, job.state.get("stage")))
+        if job.local_only or os.path.exists(job.files.result) or job.state.get("failure"):
+            return  # the upload (or fail report) itself checks the lease
+        assert self.client is not None
+        try:
+            lease = self.client.claim(job.id, self.runner_id, self.cfg.runner_name, job.state.get("lease_id"))
+        except (Conflict, NotFound) as exc:
+            log.warning("job %s is no longer ours (%s); dropping its local state", job.id, exc,
+                        extra=job_fields(job.id, job.dataset_id))
+            self.forget(job)
+            raise JobEnded()
+        job.state = self.store.update(job.id, lease_id=lease.get("lease_id"),
+                                      features_url=lease.get("features_url") or job.state.get("features_url"),
+                                      features_sha256=lease.get("features_sha256") or job.state.get("features_sha256"),
+                                      features_size=lease.get("features_size") or job.state.get("features_size"))
+        if lease.get("ping_interval"):
+            self.ping_interval = float(lease["ping_interval"])
+
+    def fetch_features(self, job: Job) -> None:
+        files = job.files
+        if job.local_only:
+            if not os.path.exists(os.path.join(files.abdata, "dataset.json")):
+                self.fetch_lowlevel(job)
+            return
+        if os.path.exists(files.features):
+            return
+        assert self.client is not None
+        self._set(st.DOWNLOADING, stage="downloading", message="downloading features")
+        self._stage(job, "downloading")
+
+        def on_chunk(done: int) -> None:
+            size = job.state.get("features_size") or 0
+            self.tick(job, "downloading", fraction=(done / size) if size else 0.0)
+            if self.signals.stop:
+                raise Stopping()
+
+        url = job.state.get("features_url") or "datasets/evaluation/jobs/%s/features" % job.id
+        try:
+            self.client.download(url, files.features, job.state.get("features_sha256"),
+                                 job.state.get("features_size"), on_chunk=on_chunk)
+        except IntegrityError as exc:
+            failures = int(job.state.get("integrity_failures", 0)) + 1
+            job.state = self.store.update(job.id, integrity_failures=failures)
+            if failures >= MAX_INTEGRITY_FAILURES:
+                self.report_failure(job, "the features download failed its check %d times: %s" % (failures, exc))
+            raise
+        log.info("features of job %s downloaded (%d bytes, SHA-256 verified)", job.id,
+                 os.path.getsize(files.features), extra=job_fields(job.id, job.dataset_id, "downloading", 1.0))
+
+    def fetch_lowlevel(self, job: Job) -> None:
+        """AB-only servers: documents through /low-level, 25 ids a request, into an AB-form dir."""
+        from abrunnerd import atomic
+
+        assert self.client is not None
+        details = atomic.read_json(job.files.details)
+        dataset = details.get("dataset") or {}
+        mbids = [m for c in dataset.get("classes") or [] for m in c.get("recordings") or []]
+        lowlevel = os.path.join(job.files.abdata, "lowlevel")
+        os.makedirs(lowlevel, exist_ok=True)
+        self._set(st.DOWNLOADING, stage="downloading", message="fetching low-level features")
+        todo = [m for m in mbids if not os.path.exists(os.path.join(lowlevel, m + ".json"))]
+        for i in range(0, len(todo), LOWLEVEL_BATCH):
+            batch = todo[i:i + LOWLEVEL_BATCH]
+            body = self.client.lowlevel_bulk(batch)
+            for mbid in batch:
+                entry = body.get(mbid)
+                doc = entry.get("0") if isinstance(entry, dict) else None
+                if doc is not None:
+                    atomic.write_json(os.path.join(lowlevel, mbid + ".json"), doc, durable=False)
+            if self.signals.stop:
+                raise Stopping()
+        atomic.write_json(os.path.join(job.files.abdata, "dataset.json"), dataset)
+
+    def train(self, job: Job) -> None:
+        """Run the training process to its end, pinging and obeying controls meanwhile."""
+        from abrunnerd import atomic
+
+        files = job.files
+        details = atomic.read_json(files.details)
+        atomic.write_json(files.spec, {
+            "job_id": job.id, "runner_name": self.cfg.runner_name, "seed": job.state.get("seed", 42),
+            "options": details.get("options") or {}, "max_workers": self.cfg.max_workers,
+            "source": "abdata" if job.local_only else "bundle", "dataset": details.get("dataset") or {}})
+        for leftover in (files.error, files.progress):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+        proc = TrainingProcess(files.dir, self.cfg.nice, files.worker_log)
+        pgid = proc.start()
+        job.state = self.store.update(job.id, stage="training", worker_pgid=pgid)
+        self._set(st.TRAINING, stage="training", message="training")
+        if self._pause_wanted:
+            proc.pause()
+        log.info("training job %s (process %d, %d workers, nice %d)", job.id, pgid,
+                 self.cfg.max_workers, self.cfg.nice, extra=job_fields(job.id, job.dataset_id, "training", 0.0))
+        last_logged = -1
+        while True:
+            rc = proc.poll()
+            p = proc.progress()
+            if p:
+                done, total = int(p.get("cells_done") or 0), int(p.get("cells_total") or 0)
+                eta = p.get("eta_seconds")
+                self.status.update(cells_done=done, cells_total=total,
+                                   fraction=(done / total) if total else 0.0,
+                                   eta_seconds=int(eta) if isinstance(eta, (int, float)) else -1,
+                                   message=str(p.get("message") or ""))
+                decile = (10 * done // total) if total else -1
+                if decile != last_logged and total:
+                    last_logged = decile
+                    log.info("job %s: %d/%d cells", job.id, done, total,
+                             extra=job_fields(job.id, job.dataset_id, "training", done / total))
+            if rc is not None:
+                break
+            for request in self.status.take_requests():
+                self._control(job, proc, request)
+            if self.signals.stop:
+                proc.stop()
+                log.info("stopping: job %s keeps its checkpoint and resumes on the next start", job.id,
+                         extra=job_fields(job.id, job.dataset_id, "training"))
+                raise Stopping()
+            if job.canceled or job.lease_lost:
+                proc.stop()
+                self.end_unfinished(job)
+            self.tick(job, "paused" if proc.paused else "training")
+            time.sleep(TICK)
+        self.store.update(job.id, worker_pgid=None)
+        if rc == DONE and os.path.exists(files.result):
+            log.info("training of job %s finished", job.id, extra=job_fields(job.id, job.dataset_id, "training", 1.0))
+            return
+        if rc == STOPPED:
+            raise Stopping()  # someone else sent the worker SIGTERM: treat like a stop, keep the job
+        error = _read_error(files.error)
+        if rc == DATASET_ERROR:
+            reason = error or "the dataset could not be used"
+        else:
+            how = "killed by signal %d" % -rc if rc < 0 else "exit status %d" % rc
+            reason = "training process failed (%s)%s" % (how, ": " + error if error else "")
+        self.report_failure(job, reason)
+
+    def _control(self, job: Job, proc: TrainingProcess, request: str) -> None:
+        if request == "pause" and not proc.paused:
+            proc.pause()
+            self._pause_wanted = True
+            self._set(st.PAUSED, stage="paused", message="paused")
+            log.info("job %s paused", job.id, extra=job_fields(job.id, job.dataset_id, "paused"))
+            job.next_ping = 0.0
+        elif request == "resume" and proc.paused:
+            proc.resume()
+            self._pause_wanted = False
+            self._set(st.TRAINING, stage="training", message="training")
+            log.info("job %s resumed", job.id, extra=job_fields(job.id, job.dataset_id, "training"))
+            job.next_ping = 0.0
+        elif request == "cancel":
+            job.canceled, job.cancel_source = True, "local"
+
+    # -- status pings -------------------------------------------------------------------------
+    def tick(self, job: Job, stage: str, fraction: Optional[float] = None) -> None:
+        """Called often while a job runs: ping when due, feed the watchdog, update STATUS."""
+        if fraction is not None:
+            self.status.update(fraction=fraction)
+        self.notifier.watchdog()
+        self.notifier.status(st.summary(self.status.snapshot()))
+        if job.local_only or time.monotonic() < job.next_ping:
+            return
+        job.next_ping = time.monotonic() + self.ping_interval
+        self.ping(job, stage)
+
+    def ping(self, job: Job, stage: str) -> None:
+        """Best effort: a failed ping is a warning (once), never a failed job."""
+        assert self.client is not None
+        snap = self.status.snapshot()
+        eta = snap.get("eta_seconds")
+        body = {"lease_id": job.state.get("lease_id"), "runner_name": self.cfg.runner_name, "stage": stage,
+                "fraction": round(float(snap.get("fraction") or 0.0), 4),
+                "eta_seconds": eta if isinstance(eta, int) and eta >= 0 else None,
+                "message": str(snap.get("message") or "")[:500],
+                "cells_done": int(snap.get("cells_done") or 0), "cells_total": int(snap.get("cells_total") or 0)}
+        try:
+            answer = self.client.ping(job.id, body)
+        except Conflict as exc:
+            log.warning("job %s: lease lost (%s); stopping work on it", job.id, exc,
+                        extra=job_fields(job.id, job.dataset_id, stage))
+            job.lease_lost = True
+            return
+        except ClientError as exc:
+            if self._trouble != "ping":
+                self._trouble = "ping"
+                log.warning("status ping failed (%s); training goes on, retrying every %.0f s",
+                            exc, self.ping_interval, extra=job_fields(job.id, job.dataset_id, stage))
+            return
+        if self._trouble == "ping":
+            log.info("status pings reach %s again", self.cfg.server_url)
+            self._trouble = None
+        if isinstance(answer, dict):
+            if answer.get("ping_interval"):
+                self.ping_interval = max(1.0, float(answer["ping_interval"]))
+            if answer.get("cancel"):
+                job.canceled, job.cancel_source = True, "server"
+
+    # -- ends of a job ------------------------------------------------------------------------
+    def end_unfinished(self, job: Job) -> None:
+        """Canceled or lease lost: nothing to upload; tidy up and move on."""
+        if job.canceled:
+            if job.cancel_source == "local" and self.client is not None and not job.local_only:
+                try:
+                    self.client.cancel(job.id)
+                except ClientError as exc:
+                    log.warning("could not tell the server that job %s was canceled here (%s); "
+                                "reporting it as failed instead", job.id, exc)
+                    self._try_fail(job, "canceled on the runner by its administrator")
+            log.info("job %s canceled (%s)", job.id, "by the owner" if job.cancel_source == "server"
+                     else "on this runner", extra=job_fields(job.id, job.dataset_id, "canceled",
+                                                             message_id=messages.JOB_CANCELED))
+        else:
+            log.warning("job %s dropped: its lease went to another runner", job.id,
+                        extra=job_fields(job.id, job.dataset_id))
+        self.forget(job)
+        raise JobEnded()
+
+    def report_failure(self, job: Job, reason: str) -> None:
+        """Tell the server the job failed and why (kept durable until acknowledged)."""
+        job.state = self.store.update(job.id, failure=reason)
+        log.error("job %s failed: %s", job.id, reason,
+                  extra=job_fields(job.id, job.dataset_id, "failed", message_id=messages.JOB_FAILED))
+        if job.local_only:
+            self._keep_locally(job)
+        else:
+            try:
+                self._until_acknowledged(job, "reporting the failure", lambda: self.client.fail(  # type: ignore
+                    job.id, job.state.get("lease_id"), reason))
+            except AuthError:
+                raise  # keep the job; the loop backs off and tries again
+            except ApiError as exc:
+                log.warning("the server did not take the failure report of job %s (%s); dropping it",
+                            job.id, exc, extra=job_fields(job.id, job.dataset_id))
+        self.forget(job)
+        raise JobEnded()
+
+    def _try_fail(self, job: Job, reason: str) -> None:
+        try:
+            assert self.client is not None
+            self.client.fail(job.id, job.state.get("lease_id"), reason)
+        except ClientError as exc:
+            log.warning("could not report job %s as failed: %s", job.id, exc)
+
+    def upload(self, job: Job) -> None:
+        """Upload result + model until the server acknowledges it (the PUT is idempotent)."""
+        files = job.files
+        with open(files.result, "rb") as f:
+            result = json.loads(f.read().decode("utf-8"))
+        if job.local_only:
+            self._keep_locally(job)
+            self._finished(job, result, "kept in " + self.store.results_dir(job.id))
+            return
+        with open(files.model, "rb") as f:
+            model = f.read()
+        self._set(st.UPLOADING, stage="uploading", fraction=1.0, message="uploading the result")
+        self._stage(job, "uploading")
+        assert self.client is not None
+        try:
+            code = self._until_acknowledged(job, "uploading the result", lambda: self.client.upload_result(  # type: ignore
+                job.id, job.state.get("lease_id"), result, model))
+        except AuthError:
+            raise
+        except ApiError as exc:
+            if exc.status == 409 or exc.retryable:
+                where = self._keep_locally(job)
+                log.error("the server refused the result of job %s (%s); kept it in %s", job.id, exc, where,
+                          extra=job_fields(job.id, job.dataset_id, "uploading", message_id=messages.JOB_FAILED))
+                self.forget(job)
+                raise JobEnded()
+            self.report_failure(job, "the server rejected the result: %s" % exc)
+            return
+        self._finished(job, result, "uploaded" if code == 201 else "already on the server")
+
+    def _until_acknowledged(self, job: Job, what: str, call: Callable[[], Any]) -> Any:
+        """Retry ``call`` on network trouble and 5xx, pinging meanwhile; raise other errors."""
+        backoff = Backoff(cap=300.0)
+        while True:
+            try:
+                return call()
+            except NotFound:
+                raise
+            except ClientError as exc:
+                if not exc.retryable:
+                    raise
+                delay = backoff.next_delay()
+                if backoff.failures == 1:
+                    log.warning("%s for job %s failed (%s); retrying until the server acknowledges it",
+                                what, job.id, exc, extra=job_fields(job.id, job.dataset_id))
+                self._set(st.BACKOFF, message="%s: retry in %.0f s" % (what, delay), last_error=str(exc))
+                deadline = time.monotonic() + delay
+                while time.monotonic() < deadline:
+                    if self.signals.stop:
+                        raise Stopping()
+                    self.notifier.watchdog()
+                    time.sleep(TICK)
+
+    def _finished(self, job: Job, result: Dict[str, Any], how: str) -> None:
+        params = (result.get("parameters") or {}).get("model") or {}
+        log.info("job %s finished: accuracy %.2f%%, best %s C=2^%s gamma=2^%s (%s)", job.id,
+                 float(result.get("accuracy") or 0.0), params.get("preprocessing"), params.get("C"),
+                 params.get("gamma"), how,
+                 extra=job_fields(job.id, job.dataset_id, "done", 1.0, messages.JOB_FINISHED))
+        self.forget(job)
+        self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0, message="idle: last job finished")
+
+    def _keep_locally(self, job: Job) -> str:
+        dest = self.store.results_dir(job.id)
+        os.makedirs(dest, exist_ok=True)
+        for name in ("result.json", "model.history", "error.json", "job.json"):
+            src = os.path.join(job.files.dir, name)
+            if os.path.exists(src):
+                shutil.copy2(src, os.path.join(dest, name))
+        if job.state.get("failure"):
+            from abrunnerd import atomic
+            atomic.write_json(os.path.join(dest, "result.json"), {"failed": job.state["failure"]})
+        return dest
+
+    def forget(self, job: Job) -> None:
+        self.store.forget(job.id)
+        self._pause_wanted = False
+
+    # -- status helpers ---------------------------------------------------------------------
+    def _stage(self, job: Job, stage: str) -> None:
+        job.state = self.store.update(job.id, stage=stage)
+        job.next_ping = 0.0
+
+    def _set(self, state: str, **fields: Any) -> None:
+        self.status.update(state=state, **fields)
+        self.notifier.status(st.summary(self.status.snapshot()))
+
+    def _no_token(self) -> None:
+        text = ("no token: put the token into %s (chown root:abrunner, chmod 0640) and run "
+                "'systemctl reload abrunnerd'" % self.cfg.token_file)
+        log.warning(text, extra={"MESSAGE_ID": messages.TOKEN_MISSING})
+        self._set(st.NO_TOKEN, message=text)
+
+
+def _read_error(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return str(json.loads(f.read().decode("utf-8")).get("message") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+__all__: List[str] = ["Runner", "Signals"]
