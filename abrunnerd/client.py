@@ -119,11 +119,19 @@ class Client:
         return resp
 
     def _json(self, method: str, path: str, what: str, ok: Iterable[int] = (200,), **kwargs: Any) -> Any:
-        resp = self._request(method, path, what, ok, **kwargs)
-        if len(resp.content) > MAX_JSON_SIZE:
+        resp = self._request(method, path, what, ok, stream=True, **kwargs)
+        try:
+            data = resp.raw.read(MAX_JSON_SIZE + 1, decode_content=True)
+        except requests.RequestException as exc:
+            raise TransportError("%s: connection broke (%s)" % (what, type(exc).__name__)) from None
+        except Exception as exc:  # urllib3 protocol/decoding errors
+            raise TransportError("%s: bad transfer (%s)" % (what, type(exc).__name__)) from None
+        finally:
+            resp.close()
+        if len(data) > MAX_JSON_SIZE:
             raise ApiError(resp.status_code, "too_large", "answer larger than %d bytes" % MAX_JSON_SIZE, what)
         try:
-            return resp.json()
+            return json.loads(data.decode("utf-8"))
         except ValueError:
             raise ApiError(resp.status_code, "bad_json", "the answer is not JSON", what) from None
 
