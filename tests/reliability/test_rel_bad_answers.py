@@ -97,10 +97,6 @@ def test_malformed_answers_are_clear_errors(fake_server, name, path, answer, cal
         assert not leaks.find_in_text(c.message, [TOKEN])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "abrunnerd/client.py Client._json reads resp.content whole before comparing it with "
-    "MAX_JSON_SIZE, so an oversized answer is read into memory in full (83886080 of 83886080 "
-    "bytes here); fix: stream=True and stop after MAX_JSON_SIZE + 1 bytes"))
 def test_oversized_json_answer_is_refused_without_reading_it_all(fake_server):
     """An 80 MiB job list is refused; the client must stop reading near its 64 MiB limit."""
     _Handler.routes = {API + "/datasets/evaluation/jobs": (200, "application/json", _huge)}
