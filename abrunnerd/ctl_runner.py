@@ -1,0 +1,164 @@
+"""abrunnerctl's runner commands: status, check-config, jobs, pause, resume, cancel.
+
+``status`` and the controls talk to the running daemon over D-Bus (the bus from
+$ABRUNNERD_DBUS_ADDRESS, ``--bus``, or the config's ``dbus_bus``); ``check-config`` and
+``jobs`` read the configuration and ask the server directly. No numpy here.
+"""
+import argparse
+import os
+import sys
+from typing import Any, Dict
+
+from abrunnerd.config import DEFAULT_CONFIG, EX_CONFIG, ConfigError, load_config, load_token
+
+EX_UNAVAILABLE = 69
+
+
+def register(subparsers: Any) -> None:
+    def add(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", default=os.environ.get("ABRUNNERD_CONFIG", DEFAULT_CONFIG),
+                       help="configuration file (default %(default)s)")
+        p.set_defaults(handler=handler)
+        return p
+
+    for name, handler, text in (
+            ("status", cmd_status, "show what the running daemon is doing"),
+            ("pause", cmd_control, "pause the current job (training processes stopped, lease kept)"),
+            ("resume", cmd_control, "resume the paused job"),
+            ("cancel", cmd_control, "cancel the current job (on the server too)")):
+        p = add(name, handler, text)
+        p.add_argument("--bus", help="system, session or a D-Bus address (default: the config's dbus_bus)")
+        if name == "status":
+            p.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    add("check-config", cmd_check_config, "validate the configuration and ask the server whose token it is")
+    add("jobs", cmd_jobs, "list the token owner's pending remote jobs")
+
+
+def _bus_spec(args: argparse.Namespace) -> str:
+    if getattr(args, "bus", None):
+        return args.bus
+    if os.environ.get("ABRUNNERD_DBUS_ADDRESS"):
+        return os.environ["ABRUNNERD_DBUS_ADDRESS"]
+    try:
+        return load_config(args.config).dbus_bus
+    except ConfigError:
+        return "system"
+
+
+def _proxy(args: argparse.Namespace) -> Any:
+    import dbus
+
+    from abrunnerd.reporting.dbus_service import BUS_NAME, INTERFACE, OBJECT_PATH, connect
+
+    bus = connect(_bus_spec(args))
+    return dbus.Interface(bus.get_object(BUS_NAME, OBJECT_PATH), INTERFACE)
+
+
+def _call(args: argparse.Namespace, method: str) -> Any:
+    import dbus
+
+    try:
+        return getattr(_proxy(args), method)()
+    except dbus.exceptions.DBusException as exc:
+        name = exc.get_dbus_name() or ""
+        if name.endswith("ServiceUnknown") or name.endswith("NameHasNoOwner"):
+            print("abrunnerctl: abrunnerd is not running (no org.acousticbrainz.Runner1 on the bus)",
+                  file=sys.stderr)
+        elif name.endswith("AccessDenied"):
+            print("abrunnerctl: not allowed: %s needs root or group abrunner" % method.lower(), file=sys.stderr)
+        else:
+            print("abrunnerctl: %s" % (exc.get_dbus_message() or name), file=sys.stderr)
+        raise SystemExit(EX_UNAVAILABLE)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from abrunnerd.status import format_duration, summary
+
+    snap: Dict[str, Any] = {str(k): _plain(v) for k, v in _call(args, "GetStatus").items()}
+    if args.json:
+        import json
+        print(json.dumps(snap, indent=1, sort_keys=True))
+        return 0
+    print(summary(snap))
+    if snap.get("job_id"):
+        print("job:      %s (dataset %s)" % (snap["job_id"], snap.get("dataset_id") or "?"))
+        fraction = float(snap.get("fraction") or 0.0)
+        if sys.stdout.isatty():
+            width = 40
+            filled = int(round(width * fraction))
+            print("progress: [%s%s] %3.0f%%" % ("#" * filled, "-" * (width - filled), 100 * fraction))
+        else:
+            print("progress: %.0f%% (%s/%s cells)" % (100 * fraction, snap.get("cells_done", 0),
+                                                      snap.get("cells_total", 0)))
+        eta = snap.get("eta_seconds")
+        if isinstance(eta, int) and eta >= 0:
+            print("eta:      " + format_duration(eta))
+    if snap.get("last_error"):
+        print("last error: %s" % snap["last_error"])
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool) or value.__class__.__name__ == "Boolean":
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    method = {"pause": "Pause", "resume": "Resume", "cancel": "Cancel"}[args.command]
+    _call(args, method)
+    print("%s requested" % args.command)
+    return 0
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from abrunnerd.client import Client
+
+    cfg = load_config(args.config)
+    token = load_token(cfg)
+    if token is None:
+        raise ConfigError(cfg.path, ["no token: put it into %s (chmod 0640, chown root:abrunner)" % cfg.token_file])
+    return cfg, Client(cfg.server_url, token, timeout=cfg.request_timeout, verify=cfg.tls_verify())
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from abrunnerd.client import ClientError
+
+    try:
+        cfg, client = _client(args)
+    except ConfigError as exc:
+        print("abrunnerctl: configuration error in %s" % exc, file=sys.stderr)
+        return EX_CONFIG
+    print("%s: configuration is valid" % cfg.path)
+    try:
+        who = client.whoami()
+    except ClientError as exc:
+        print("abrunnerctl: %s" % exc, file=sys.stderr)
+        return EX_UNAVAILABLE
+    print("token belongs to %s on %s (server %s, API %s)" % (who.get("username"), cfg.server_url,
+                                                           who.get("server_version"), who.get("api_version")))
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from abrunnerd.client import ClientError
+
+    try:
+        cfg, client = _client(args)
+        jobs = client.pending_jobs()
+    except ConfigError as exc:
+        print("abrunnerctl: configuration error in %s" % exc, file=sys.stderr)
+        return EX_CONFIG
+    except ClientError as exc:
+        print("abrunnerctl: %s" % exc, file=sys.stderr)
+        return EX_UNAVAILABLE
+    if not jobs:
+        print("no pending remote jobs")
+    for job in jobs:
+        print("%s  %-30s  %s" % (job["job_id"], job.get("dataset_name", ""), job.get("created", "")))
+    return 0
