@@ -12,22 +12,8 @@ from abrunnerd.gaia.chain import (ENUM, FIXED, REAL, STRING, VARIABLE, Descripto
 from abrunnerd.gaia.history import MAGIC, HistoryError, dumps_history, loads_history, read_history, write_history
 from abrunnerd.gaia.layout import decode_layout, encode_layout, segments
 from abrunnerd.gaia.qdatastream import Float32, Reader, UInt, VariantList, Writer
+from gaia_vectors import SELF_TEST_HEX, remove_b_step
 
-# gaia-transform-output.md §6: remove `b` from {a, b}, 276 bytes, Essentia's self-test.
-SELF_TEST_HEX = (
-    "6aea723d0000006600000001000000000000000c00720065006d006f007600650000001400720065006d006f00760065"
-    "00640065007300630000000800000000010000001e00640065007300630072006900700074006f0072004e0061006d00"
-    "6500730000000b00000000010000000200620000000800000000010000001e0064006500730063007200690070007400"
-    "6f0072004e0061006d006500730000000b000000000100000004002e00620000000800000000000000000c0000000054"
-    "000000000000000000000001ffffffffffffffff00000002000000020061000000010000000100000000000000010000"
-    "000000000002006200000001000000010000000100000002000000000000000000000000"
-)
-
-
-def remove_b_step() -> Step:
-    layout = Layout([Descriptor(".a", REAL, VARIABLE), Descriptor(".b", REAL, VARIABLE)])
-    return Step("remove", "removedesc", {"descriptorNames": StringList(["b"])},
-                {"descriptorNames": StringList([".b"])}, {}, layout)
 
 
 def test_self_test_vector_is_reproduced_byte_for_byte():

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from abrunnerd.gaia.chain import FIXED, REAL, VARIABLE, Descriptor, Layout, Step, StringList
 from abrunnerd.gaia.history import MAGIC, HistoryError, dumps_history, loads_history
-from test_history_format import SELF_TEST_HEX
+from gaia_vectors import SELF_TEST_HEX
 
 GOOD = bytes.fromhex(SELF_TEST_HEX)
 HEADER = MAGIC + struct.pack(">iI", 102, 1)
