@@ -1,0 +1,48 @@
+"""The ``/api/v1`` blueprint: authentication and request parsing shared by all handlers."""
+from typing import Any
+
+from flask import Blueprint, g, request
+
+from ..app import AB_NO_AUTH, engine
+from ..bodies import Spec, check_fields, parse_json
+from ..errors import ApiError
+from ..users import user_by_token
+
+blueprint = Blueprint("api", __name__)
+PUBLIC = {"api.openapi"}
+
+
+@blueprint.before_request
+def _authenticate():
+    """``Authorization: Token <key>`` (AcousticBrainz's header) names the user; 401 otherwise."""
+    if request.endpoint in PUBLIC:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise ApiError(401, "no_token", AB_NO_AUTH)
+    if scheme != "Token" or not token.strip():
+        raise ApiError(401, "bad_token", "the Authorization header must be 'Token <key>'")
+    with engine().connect() as conn:
+        user = user_by_token(conn, token.strip())
+    if user is None:
+        raise ApiError(401, "bad_token", "unknown token; ask the server's admin for one "
+                       "(abserver add-user NAME)")
+    g.user_id = user.id
+    g.user_name = user.name
+    return None
+
+
+def json_body(spec: Spec, max_bytes: int = 1024 * 1024) -> Any:
+    """The request's JSON object, checked against ``spec`` (unknown fields are 400)."""
+    return check_fields(json_any(max_bytes), spec)
+
+
+def json_any(max_bytes: int = 1024 * 1024) -> Any:
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json (got %r)"
+                       % (request.mimetype or "no Content-Type"))
+    return parse_json(request.get_data(cache=False), max_bytes)
+
+
+from . import ab, owner, runner  # noqa: E402,F401  (route registration)

@@ -1,0 +1,87 @@
+"""The Flask application factory: wiring only (auth, errors, blueprints); handlers live in api/."""
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from . import __version__
+from .config import ServerConfig
+from .db import make_engine
+from .errors import ApiError
+from .migrations import current_version, latest_version
+
+log = logging.getLogger("abserver")
+OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
+AB_NO_AUTH = "You need to provide an Authorization header."
+
+
+def json_response(body, status: int = 200, headers: Optional[dict] = None) -> Response:
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return Response(data + "\n", status=status, headers=headers, content_type="application/json; charset=utf-8")
+
+
+def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
+    """An app serving ``/api/v1`` on the database at ``db_url`` (which must be migrated)."""
+    config = config or ServerConfig()
+    config.validate()
+    engine = make_engine(db_url)
+    version = current_version(engine)
+    if version != latest_version():
+        raise RuntimeError("database schema is at version %d, this server needs %d: run "
+                           "'abserver init-db --db URL' (it upgrades in place)" % (version, latest_version()))
+    app = Flask("abserver")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
+    app.extensions["abserver.engine"] = engine
+    app.extensions["abserver.config"] = config
+
+    from .api import blueprint
+
+    app.register_blueprint(blueprint, url_prefix="/api/v1")
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return json_response(exc.body(), exc.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+                 400: "bad_request"}
+        message = exc.description or exc.name
+        if exc.code == 404:
+            message = "no such endpoint: %s %s (see /api/v1/openapi.json)" % (request.method, request.path)
+        body = ApiError(exc.code or 500, codes.get(exc.code or 0, "http_error"), message).body()
+        response = json_response(body, exc.code or 500)
+        if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return json_response(ApiError(500, "internal_error", "internal server error; the server log has "
+                                      "the details").body(), 500)
+
+    @app.after_request
+    def _server_header(response: Response):
+        response.headers["X-Abserver-Version"] = __version__
+        return response
+
+    return app
+
+
+def engine():
+    from flask import current_app
+
+    return current_app.extensions["abserver.engine"]
+
+
+def config() -> ServerConfig:
+    from flask import current_app
+
+    return current_app.extensions["abserver.config"]
+
+
+__all__ = ["create_app", "json_response", "engine", "config", "g", "AB_NO_AUTH"]

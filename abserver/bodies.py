@@ -1,0 +1,52 @@
+"""Strict request-body checks: unknown fields and wrong types are 400, never ignored."""
+import json
+import uuid
+from typing import Any, Dict, Tuple
+
+from .errors import ApiError, bad_request
+
+# field name -> (accepted types, required)
+Spec = Dict[str, Tuple[tuple, bool]]
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+               type(None): "null", list: "a list", dict: "an object"}
+
+
+def parse_json(raw: bytes, max_bytes: int = 1024 * 1024) -> Any:
+    """Decode a JSON request body, with clear errors for the usual mistakes."""
+    if len(raw) > max_bytes:
+        raise ApiError(413, "too_large", "request body is larger than %d bytes" % max_bytes)
+    if not raw:
+        raise bad_request("invalid_json", "request body is empty; send a JSON object")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise bad_request("invalid_json", "request body is not valid JSON: %s" % exc)
+
+
+def check_fields(body: Any, spec: Spec, what: str = "request body") -> Dict[str, Any]:
+    """Return ``body`` after checking it is an object with exactly the fields of ``spec``."""
+    if not isinstance(body, dict):
+        raise bad_request("invalid_body", "%s must be a JSON object" % what)
+    unknown = sorted(set(body) - set(spec))
+    if unknown:
+        raise bad_request("unknown_field", "unknown field(s) in %s: %s" % (what, ", ".join(unknown)))
+    for name, (types, required) in spec.items():
+        if name not in body:
+            if required:
+                raise bad_request("missing_field", "field %r is required in %s" % (name, what))
+            continue
+        value = body[name]
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok:
+            expected = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+            raise bad_request("bad_field", "field %r of %s must be %s" % (name, what, expected))
+    return body
+
+
+def check_uuid(value: str, name: str) -> str:
+    """Canonical lower-case UUID text, or 400."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise bad_request("bad_field", "%s must be a UUID (got %r)" % (name, str(value)[:64]))

@@ -1,0 +1,202 @@
+"""``abserver``: the job server's admin commands and ``serve``."""
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import List, Optional
+
+from . import __version__
+from .config import ServerConfig
+from .datasets import DatasetError, import_dataset_dir
+from .db import DEFAULT_URL, make_engine
+from .errors import ApiError
+from .migrations import MigrationError, current_version, latest_version, upgrade
+from .options import OptionsError
+from .timefmt import http_date
+from .users import UserError, add_user, user_id_by_name
+
+EX_USAGE, EX_DATAERR, EX_CONFIG = 64, 65, 78
+
+
+def _db(args) -> str:
+    return args.db or os.environ.get("ABSERVER_DB") or DEFAULT_URL
+
+
+def _engine(args):
+    engine = make_engine(_db(args))
+    if current_version(engine) != latest_version():
+        raise MigrationError("database is at schema version %d, not %d: run 'abserver init-db' first"
+                             % (current_version(engine), latest_version()))
+    return engine
+
+
+def cmd_init_db(args) -> int:
+    applied = upgrade(make_engine(_db(args)))
+    print("schema at version %d%s" % (latest_version(), " (applied %s)" % applied if applied else ""))
+    return 0
+
+
+def cmd_add_user(args) -> int:
+    token = add_user(_engine(args), args.name)
+    print(token)
+    print("user %s created; this token is shown only now: put it in /etc/abrunnerd/token" % args.name,
+          file=sys.stderr)
+    return 0
+
+
+def cmd_import_dataset(args) -> int:
+    engine = _engine(args)
+    with engine.connect() as conn:
+        owner_id = user_id_by_name(conn, args.owner)
+    dataset_id, stored, missing = import_dataset_dir(engine, args.dir, owner_id)
+    print(dataset_id)
+    print("imported %d low-level documents%s" % (
+        stored, "; %d recordings have none (e.g. %s), evaluation will refuse them" % (len(missing), missing[0])
+        if missing else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from . import jobs as job_store
+    from .tables import datasets
+
+    import sqlalchemy as sa
+
+    options = {}
+    if args.c_values is not None:
+        options["c_values"] = args.c_values
+    if args.gamma_values is not None:
+        options["gamma_values"] = args.gamma_values
+    if args.preprocessing is not None:
+        options["preprocessing_values"] = args.preprocessing
+    if args.artist_filter:
+        options["filter_type"] = "artist"
+    if args.normalize:
+        options["normalize"] = True
+    engine = _engine(args)
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(datasets.c.owner_id).where(datasets.c.id == args.dataset_id)).first()
+        if row is None:
+            raise DatasetError("no dataset %s (see the id printed by import-dataset)" % args.dataset_id)
+        job_id = job_store.submit(conn, args.dataset_id, row.owner_id, "local" if args.local else "remote",
+                                  options, args.seed)
+    print(job_id)
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    from . import jobs as job_store
+    from .leases import effective_status
+    from .timefmt import now
+
+    engine = _engine(args)
+    with engine.connect() as conn:
+        rows = job_store.all_jobs(conn)
+    ts = now()
+    for row in rows:
+        progress = json.loads(row.progress) if row.progress else {}
+        print("%s  %-8s %-6s %s  %s%s" % (
+            row.id, effective_status(row, ts), row.eval_location, http_date(row.created),
+            row.runner_name or "-", "  %s %s/%s" % (progress.get("stage"), progress.get("cells_done"),
+                                                    progress.get("cells_total")) if progress else ""))
+    return 0
+
+
+def _listen(value: str):
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError("--listen must be HOST:PORT (port 0 picks a free one), got %r" % value)
+    return host.strip("[]"), int(port)
+
+
+def config_from_args(args) -> ServerConfig:
+    return ServerConfig(lease_seconds=args.lease_seconds, ping_interval=args.ping_interval,
+                        stall_seconds=args.stall_seconds, spot_check_cells=args.spot_check_cells,
+                        spot_check_max_recordings=args.spot_check_max_recordings,
+                        spot_check_tolerance=args.spot_check_tolerance)
+
+
+def cmd_serve(args) -> int:
+    from werkzeug.serving import make_server
+
+    from .app import create_app
+
+    upgrade(make_engine(_db(args)))
+    app = create_app(_db(args), config_from_args(args))
+    host, port = args.listen
+    server = make_server(host, port, app, threaded=True)
+    print("abserver %s listening on http://%s:%d/api/v1/" % (__version__, host, server.server_port), flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def add_timing_options(p: argparse.ArgumentParser) -> None:
+    d = ServerConfig()
+    p.add_argument("--lease-seconds", type=int, default=d.lease_seconds, help="lease length (default %(default)s)")
+    p.add_argument("--ping-interval", type=int, default=d.ping_interval, help="ping pace asked of runners")
+    p.add_argument("--stall-seconds", type=int, default=d.stall_seconds,
+                   help="cells_done frozen this long while training => stalled")
+    p.add_argument("--spot-check-cells", type=int, default=d.spot_check_cells,
+                   help="grid cells recomputed per upload; 0 disables (default %(default)s)")
+    p.add_argument("--spot-check-max-recordings", type=int, default=d.spot_check_max_recordings,
+                   help="larger datasets are not spot-checked (default %(default)s)")
+    p.add_argument("--spot-check-tolerance", type=float, default=d.spot_check_tolerance,
+                   help="max fold-accuracy difference, as a fraction (default %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="abserver", description="The abrunnerd reference job server.")
+    parser.add_argument("--version", action="version", version=__version__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="database URL (default $ABSERVER_DB or %s)" % DEFAULT_URL)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init-db", parents=[common], help="create or upgrade the schema").set_defaults(func=cmd_init_db)
+    p = sub.add_parser("add-user", parents=[common], help="create a user; prints its token once")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_add_user)
+    p = sub.add_parser("import-dataset", parents=[common], help="import an AB-form dataset directory")
+    p.add_argument("dir")
+    p.add_argument("--owner", required=True)
+    p.set_defaults(func=cmd_import_dataset)
+    p = sub.add_parser("submit", parents=[common], help="queue an evaluation job; prints its id")
+    p.add_argument("dataset_id")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--remote", action="store_true", help="for a runner (the default)")
+    where.add_argument("--local", action="store_true", help="eval_location local (not claimable)")
+    p.add_argument("--c-values", type=int, nargs="+", metavar="EXP")
+    p.add_argument("--gamma-values", type=int, nargs="+", metavar="EXP")
+    p.add_argument("--preprocessing", nargs="+", metavar="NAME")
+    p.add_argument("--artist-filter", action="store_true")
+    p.add_argument("--normalize", action="store_true")
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=cmd_submit)
+    sub.add_parser("jobs", parents=[common], help="list all jobs").set_defaults(func=cmd_jobs)
+    p = sub.add_parser("serve", parents=[common], help="run the API (development server; see docs/server.md)")
+    p.add_argument("--listen", type=_listen, default=("127.0.0.1", 8080), help="HOST:PORT (default 127.0.0.1:8080)")
+    add_timing_options(p)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except (UserError, DatasetError, OptionsError) as exc:
+        print("abserver: %s" % exc, file=sys.stderr)
+        return EX_DATAERR
+    except ApiError as exc:
+        print("abserver: %s" % exc.message, file=sys.stderr)
+        return EX_DATAERR
+    except (MigrationError, ValueError) as exc:
+        print("abserver: %s" % exc, file=sys.stderr)
+        return EX_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

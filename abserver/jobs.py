@@ -1,0 +1,215 @@
+"""Evaluation jobs in the database: submit, list, claim, ping, fail, cancel, result.
+
+Every state change is one transaction that reads the job row with a lock
+(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` holds the write
+lock already), decides with the pure rules of ``leases.py`` and writes with an
+UPDATE conditioned on what it read, so concurrent claimers have exactly one winner.
+"""
+import json
+import uuid
+from typing import Any, Dict, List, Optional, Tuple
+
+import sqlalchemy as sa
+
+from . import leases
+from .config import ServerConfig
+from .datasets import create_snapshot, get_dataset
+from .errors import ApiError, conflict, not_found
+from .options import normalize_options
+from .tables import datasets, jobs, snapshots
+from .timefmt import http_date, now
+
+MAX_SEED = 2 ** 31 - 1
+
+
+def submit(conn, dataset_id: str, owner_id: int, location: str, options: Any, seed: Optional[int]) -> str:
+    """Freeze a snapshot of the owner's dataset and queue a job on it."""
+    if location not in ("remote", "local"):
+        raise ApiError(400, "bad_field", "eval_location must be \"remote\" or \"local\"")
+    opts = normalize_options(options)
+    if seed is None:
+        seed = 42
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ApiError(400, "bad_field", "seed must be an integer between 0 and %d" % MAX_SEED)
+    dataset = get_dataset(conn, dataset_id, owner_id)
+    snapshot_id = create_snapshot(conn, dataset)
+    job_id = str(uuid.uuid4())
+    ts = now()
+    conn.execute(jobs.insert().values(
+        id=job_id, owner_id=owner_id, dataset_id=dataset_id, snapshot_id=snapshot_id,
+        status="pending", eval_location=location, options=json.dumps(opts), seed=seed,
+        created=ts, updated=ts, stall_count=0,
+    ))
+    return job_id
+
+
+def list_pending_remote(conn, owner_id: int) -> List[Dict[str, Any]]:
+    """The owner's claimable remote jobs, oldest first (AB's list shape)."""
+    ts = now()
+    rows = conn.execute(
+        sa.select(jobs.c.id, jobs.c.created, datasets.c.name)
+        .select_from(jobs.join(datasets, jobs.c.dataset_id == datasets.c.id))
+        .where(jobs.c.owner_id == owner_id, jobs.c.eval_location == "remote")
+        .where(sa.or_(jobs.c.status == "pending",
+                      sa.and_(jobs.c.status == "running", jobs.c.lease_expires < ts)))
+        .order_by(jobs.c.created, jobs.c.id)
+    )
+    return [{"created": http_date(r.created), "dataset_name": r.name, "job_id": r.id} for r in rows]
+
+
+def all_jobs(conn) -> List[Any]:
+    return list(conn.execute(sa.select(jobs).order_by(jobs.c.created)))
+
+
+def _check_id(job_id: str) -> str:
+    try:
+        return str(uuid.UUID(job_id))
+    except ValueError:
+        raise not_found("No such job")
+
+
+def get_job(conn, job_id: str, owner_id: int, lock: bool = False):
+    """The owner's job row; 404 for unknown ids and for other owners' jobs alike."""
+    query = sa.select(jobs).where(jobs.c.id == _check_id(job_id))
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None or row.owner_id != owner_id:
+        raise not_found("No such job")
+    return row
+
+
+def snapshot_of(conn, job) -> Any:
+    return conn.execute(sa.select(snapshots.c.id, snapshots.c.data, snapshots.c.bundle_sha256,
+                                  snapshots.c.created)
+                        .where(snapshots.c.id == job.snapshot_id)).first()
+
+
+def bundle_digest(conn, job) -> Tuple[str, int]:
+    """(SHA-256, size) of the job's features bundle, without loading it."""
+    row = conn.execute(sa.select(snapshots.c.bundle_sha256, sa.func.length(snapshots.c.bundle))
+                       .where(snapshots.c.id == job.snapshot_id)).first()
+    return row[0], int(row[1])
+
+
+def bundle_of(conn, job) -> Any:
+    return conn.execute(sa.select(snapshots.c.bundle, snapshots.c.bundle_sha256)
+                        .where(snapshots.c.id == job.snapshot_id)).first()
+
+
+def job_details(conn, job) -> Dict[str, Any]:
+    """AB's job-details shape; the embedded dataset is the job's frozen snapshot."""
+    snap = snapshot_of(conn, job)
+    dataset = conn.execute(sa.select(datasets).where(datasets.c.id == job.dataset_id)).first()
+    data = json.loads(snap.data)
+    ts = now()
+    return {
+        "created": http_date(job.created),
+        "dataset": {
+            "author": dataset.owner_id,
+            "classes": data["classes"],
+            "created": http_date(dataset.created),
+            "description": data["description"],
+            "id": dataset.id,
+            "last_edited": http_date(dataset.last_edited),
+            "name": data["name"],
+            "num_recordings": sum(len(c["recordings"]) for c in data["classes"]),
+            "public": bool(dataset.public),
+        },
+        "dataset_id": job.dataset_id,
+        "eval_location": job.eval_location,
+        "id": job.id,
+        "options": json.loads(job.options),
+        "progress": json.loads(job.progress) if job.progress else None,
+        "result": json.loads(job.result) if job.result else None,
+        "seed": job.seed,
+        "snapshot_id": job.snapshot_id,
+        "stalled": job.stalled_at is not None and job.status == "pending",
+        "status": leases.effective_status(job, ts),
+        "status_msg": job.status_msg,
+        "testing_snapshot": None,
+        "training_snapshot": None,
+        "updated": http_date(job.updated),
+    }
+
+
+def claim(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: ServerConfig) -> Dict[str, Any]:
+    job = get_job(conn, job_id, owner_id, lock=True)
+    ts = now()
+    lease_id = leases.decide_claim(job, body["runner_id"], body.get("lease_id"), ts)
+    resumed = lease_id == job.lease_id
+    values = dict(
+        status="running", runner_id=body["runner_id"], runner_name=body["runner_name"],
+        runner_version=body["runner_version"], lease_id=lease_id,
+        lease_expires=ts + config.lease_seconds, updated=ts, stalled_at=None,
+    )
+    if not resumed:
+        values.update(cells_done=None, cells_moved_at=ts, status_msg=None, progress=json.dumps(
+            leases.progress_dict({"stage": "claimed", "runner_name": body["runner_name"],
+                                  "runner_version": body["runner_version"]}, http_date(ts))))
+    _update(conn, job, values)
+    return {"job_id": job.id, "lease_id": lease_id, "lease_seconds": config.lease_seconds,
+            "ping_interval": config.ping_interval, "seed": job.seed, "resumed": resumed}
+
+
+def _update(conn, job, values: Dict[str, Any]) -> None:
+    """UPDATE conditioned on the row being as read: a lost race is a 409, never a double win."""
+    result = conn.execute(
+        jobs.update()
+        .where(jobs.c.id == job.id, jobs.c.status == job.status, jobs.c.updated == job.updated,
+               (jobs.c.lease_id == job.lease_id) if job.lease_id is not None else jobs.c.lease_id.is_(None))
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise conflict("already_claimed", "job changed while this request was handled; retry")
+
+
+def ping(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: ServerConfig) -> Dict[str, Any]:
+    job = get_job(conn, job_id, owner_id, lock=True)
+    ts = now()
+    decision = leases.decide_ping(job, body["lease_id"], body["stage"], body.get("cells_done"),
+                                  ts, config.stall_seconds)
+    answer = {"cancel": decision.status == "canceled", "ping_interval": config.ping_interval,
+              "lease_seconds": config.lease_seconds, "stalled": decision.stalled}
+    if decision.status == "canceled":
+        return answer
+    values: Dict[str, Any] = {
+        "status": decision.status, "updated": ts, "cells_done": body.get("cells_done"),
+        "runner_name": body["runner_name"], "runner_version": body["runner_version"],
+        "progress": json.dumps(leases.progress_dict(body, http_date(ts))),
+    }
+    if decision.renew:
+        values["lease_expires"] = ts + config.lease_seconds
+    if decision.cells_moved:
+        values["cells_moved_at"] = ts
+        values["stalled_at"] = None
+    if decision.stalled and job.stalled_at is None:
+        values["stalled_at"] = ts
+        values["stall_count"] = (job.stall_count or 0) + 1
+        values["status_msg"] = "stalled: no grid cell finished for %d s; offered to other runners" % (
+            ts - job.cells_moved_at)
+    elif not decision.stalled and job.stalled_at is not None:
+        values["status_msg"] = None
+    _update(conn, job, values)
+    return answer
+
+
+def fail(conn, job_id: str, owner_id: int, lease_id: str, reason: str) -> None:
+    job = get_job(conn, job_id, owner_id, lock=True)
+    leases.check_upload_lease(job, lease_id, now())
+    _update(conn, job, {"status": "failed", "status_msg": reason, "updated": now()})
+
+
+def cancel(conn, job_id: str, owner_id: int) -> str:
+    job = get_job(conn, job_id, owner_id, lock=True)
+    if job.status == "canceled":
+        return "canceled"
+    if job.status in ("done", "failed"):
+        raise conflict("job_finished", "job is already %s and cannot be canceled" % job.status)
+    _update(conn, job, {"status": "canceled", "status_msg": "canceled by the owner", "updated": now()})
+    return "canceled"
+
+
+def store_result(conn, job, result: Dict[str, Any], model: bytes, upload_sha256: str) -> None:
+    _update(conn, job, {"status": "done", "status_msg": None, "result": json.dumps(result),
+                        "model": model, "upload_sha256": upload_sha256, "updated": now()})

@@ -1,0 +1,83 @@
+"""Versioned schema migrations: plain SQL files ``migrations/NNNN_name.sql``, applied in order.
+
+One file serves both dialects; the few type spellings that differ are placeholders
+filled here. ``schema_version`` holds the highest applied version, so ``upgrade`` is
+safe to run on every start and on any older database.
+"""
+import re
+from pathlib import Path
+from typing import List, Tuple
+
+import sqlalchemy as sa
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+_DIALECT_TYPES = {
+    "sqlite": {"SERIAL_PK": "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB": "BLOB"},
+    "postgresql": {"SERIAL_PK": "SERIAL PRIMARY KEY", "BLOB": "BYTEA"},
+}
+
+
+class MigrationError(Exception):
+    """The database cannot be brought to this server's schema."""
+
+
+def available() -> List[Tuple[int, Path]]:
+    """All migration files as (version, path), ascending."""
+    found = []
+    for path in MIGRATIONS_DIR.iterdir():
+        m = _FILE.match(path.name)
+        if m:
+            found.append((int(m.group(1)), path))
+    return sorted(found)
+
+
+def latest_version() -> int:
+    return available()[-1][0]
+
+
+def current_version(engine: sa.engine.Engine) -> int:
+    """The schema version of the database, 0 when it has never been initialised."""
+    if not sa.inspect(engine).has_table("schema_version"):
+        return 0
+    with engine.connect() as conn:
+        value = conn.execute(sa.text("SELECT MAX(version) FROM schema_version")).scalar()
+    return int(value or 0)
+
+
+def _statements(sql: str, dialect: str) -> List[str]:
+    types = _DIALECT_TYPES.get(dialect)
+    if types is None:
+        raise MigrationError("unsupported database dialect %r (use sqlite or postgresql)" % dialect)
+    for key, value in types.items():
+        sql = sql.replace("{%s}" % key, value)
+    sql = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def upgrade(engine: sa.engine.Engine, target: int = 0) -> List[int]:
+    """Apply every migration above the current version (up to ``target`` when given).
+
+    Each version runs in its own transaction together with its ``schema_version`` row,
+    so an interrupted upgrade leaves the database at the last complete version.
+    """
+    target = target or latest_version()
+    current = current_version(engine)
+    if current > latest_version():
+        raise MigrationError(
+            "database schema version %d is newer than this server knows (%d); upgrade abserver"
+            % (current, latest_version())
+        )
+    applied = []
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
+    for version, path in available():
+        if version <= current or version > target:
+            continue
+        with engine.begin() as conn:
+            for statement in _statements(path.read_text(encoding="utf-8"), engine.dialect.name):
+                conn.execute(sa.text(statement))
+            conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
+        applied.append(version)
+    return applied

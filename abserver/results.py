@@ -1,0 +1,209 @@
+"""Validation of an uploaded result (docs/protocol.md, "Result JSON"): pure checks, 422 on failure.
+
+This is where broken or malicious submissions stop, so every check names the field
+and what was expected. The spot check (recomputing cells) lives in ``spotcheck.py``.
+"""
+import hashlib
+import json
+import math
+from typing import Any, Dict, List, Tuple
+
+from .errors import invalid
+from .options import KERNELS
+
+HISTORY_MAGIC = b"\x6a\xea\x72\x3d"
+TOP_KEYS = {"parameters", "accuracy", "confusion_matrix", "seed", "combinations", "dataset", "runner"}
+REQUIRED = ("parameters", "accuracy", "confusion_matrix")
+RUNNER_KEYS = {"name", "version", "python", "sklearn", "numpy"}
+COMBINATION_KEYS = {"preprocessing", "kernel", "C", "gamma", "status", "accuracy",
+                    "fold_correct", "fold_total", "error"}
+DATASET_KEYS = {"n_recordings", "descriptors_dropped", "template"}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and not (isinstance(v, float) and not math.isfinite(v)))
+
+
+def _object(value: Any, where: str, allowed: set) -> Dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid("bad_result", "%s must be an object" % where)
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise invalid("unknown_field", "unknown field(s) in %s: %s" % (where, ", ".join(unknown)))
+    return value
+
+
+def class_counts(snapshot: Dict[str, Any]) -> Dict[str, int]:
+    """Recordings per class as trained: a recording in two classes counts for the later one (AB)."""
+    owner: Dict[str, str] = {}
+    for cls in snapshot["classes"]:
+        for mbid in cls["recordings"]:
+            owner[mbid] = cls["name"]
+    counts = {cls["name"]: 0 for cls in snapshot["classes"]}
+    for name in owner.values():
+        counts[name] += 1
+    return counts
+
+
+def _check_parameters(params: Any, options: Dict[str, Any]) -> Tuple[str, str, int, int]:
+    _object(params, "parameters", {"model", "evaluation"})
+    model = _object(params.get("model"), "parameters.model",
+                    {"classifier", "preprocessing", "type", "kernel", "C", "gamma"})
+    missing = sorted({"classifier", "preprocessing", "type", "kernel", "C", "gamma"} - set(model))
+    if missing:
+        raise invalid("bad_result", "parameters.model lacks %s" % ", ".join(missing))
+    if model["classifier"] != "svm" or model["type"] != "C-SVC":
+        raise invalid("outside_grid", "parameters.model must have classifier \"svm\" and type \"C-SVC\"")
+    if model["kernel"] not in KERNELS:
+        raise invalid("outside_grid", "parameters.model.kernel must be one of %s" % ", ".join(KERNELS))
+    if model["preprocessing"] not in options["preprocessing_values"]:
+        raise invalid("outside_grid", "parameters.model.preprocessing %r is not in the job's preprocessing_values"
+                      % (model["preprocessing"],))
+    if not _is_int(model["C"]) or model["C"] not in options["c_values"]:
+        raise invalid("outside_grid", "parameters.model.C %r is not in the job's c_values" % (model["C"],))
+    if not _is_int(model["gamma"]) or model["gamma"] not in options["gamma_values"]:
+        raise invalid("outside_grid", "parameters.model.gamma %r is not in the job's gamma_values"
+                      % (model["gamma"],))
+    evaluation = _object(params.get("evaluation"), "parameters.evaluation", {"type", "nfold"})
+    if evaluation.get("type") != "nfoldcrossvalidation" or not _is_int(evaluation.get("nfold")) \
+            or not 2 <= evaluation["nfold"] <= 100:
+        raise invalid("bad_result", "parameters.evaluation must be {\"type\": \"nfoldcrossvalidation\", "
+                      "\"nfold\": an integer 2..100}")
+    return model["preprocessing"], model["kernel"], model["C"], model["gamma"]
+
+
+def _check_matrix(cm: Any, counts: Dict[str, int]) -> Tuple[int, int]:
+    """(correct, total) of the confusion matrix; its classes must be the snapshot's."""
+    if not isinstance(cm, dict):
+        raise invalid("bad_result", "confusion_matrix must be an object {actual: {predicted: count}}")
+    if set(cm) != set(counts):
+        raise invalid("class_mismatch", "confusion_matrix classes %s differ from the dataset's %s"
+                      % (sorted(cm), sorted(counts)))
+    correct = total = 0
+    for actual, row in cm.items():
+        if not isinstance(row, dict):
+            raise invalid("bad_result", "confusion_matrix[%r] must be an object" % actual)
+        row_total = 0
+        for predicted, count in row.items():
+            if predicted not in counts:
+                raise invalid("class_mismatch", "confusion_matrix[%r] predicts unknown class %r" % (actual, predicted))
+            if not _is_int(count) or count < 0:
+                raise invalid("bad_result", "confusion_matrix[%r][%r] must be a non-negative integer"
+                              % (actual, predicted))
+            row_total += count
+            if predicted == actual:
+                correct += count
+        if row_total > counts[actual]:
+            raise invalid("count_mismatch", "confusion_matrix row %r counts %d recordings; the class has %d"
+                          % (actual, row_total, counts[actual]))
+        total += row_total
+    return correct, total
+
+
+def _check_combinations(combos: Any, options: Dict[str, Any], n_recordings: int,
+                        best: Tuple[str, str, int, int], accuracy: float) -> None:
+    if not isinstance(combos, list):
+        raise invalid("bad_result", "combinations must be a list")
+    seen = set()
+    best_ok = False
+    for i, combo in enumerate(combos):
+        where = "combinations[%d]" % i
+        _object(combo, where, COMBINATION_KEYS)
+        key = (combo.get("preprocessing"), combo.get("kernel"), combo.get("C"), combo.get("gamma"))
+        if (key[0] not in options["preprocessing_values"] or key[1] not in KERNELS
+                or not _is_int(key[2]) or key[2] not in options["c_values"]
+                or not _is_int(key[3]) or key[3] not in options["gamma_values"]):
+            raise invalid("outside_grid", "%s %r is not a combination of the job's grid" % (where, key))
+        if key in seen:
+            raise invalid("bad_result", "%s repeats combination %r" % (where, key))
+        seen.add(key)
+        if combo.get("status") not in ("ok", "failed"):
+            raise invalid("bad_result", "%s.status must be \"ok\" or \"failed\"" % where)
+        if combo["status"] == "failed":
+            continue
+        correct, total = combo.get("fold_correct"), combo.get("fold_total")
+        if (not isinstance(correct, list) or not isinstance(total, list) or len(correct) != len(total)
+                or not correct or not all(_is_int(c) and _is_int(t) and 0 <= c <= t for c, t in zip(correct, total))):
+            raise invalid("bad_result", "%s: fold_correct and fold_total must be equal-length lists of "
+                          "integers with 0 <= correct <= total" % where)
+        if sum(total) != n_recordings:
+            raise invalid("count_mismatch", "%s evaluates %d recordings, the result says %d"
+                          % (where, sum(total), n_recordings))
+        acc = combo.get("accuracy")
+        if not _is_number(acc) or abs(acc - 100.0 * sum(correct) / sum(total)) > 0.01:
+            raise invalid("accuracy_mismatch", "%s.accuracy %r does not match its folds (%d of %d correct)"
+                          % (where, acc, sum(correct), sum(total)))
+        if key == best:
+            best_ok = True
+            if abs(acc - accuracy) > 0.01:
+                raise invalid("accuracy_mismatch", "the best combination's accuracy %r differs from accuracy %r"
+                              % (acc, accuracy))
+    if combos and not best_ok:
+        raise invalid("bad_result", "parameters.model is not among the successful combinations")
+
+
+def validate_result(result: Any, snapshot: Dict[str, Any], options: Dict[str, Any], seed: int,
+                    model: bytes) -> None:
+    """Raise 422 ApiError unless ``result`` and ``model`` are a plausible answer to the job."""
+    _object(result, "result", TOP_KEYS)
+    missing = [k for k in REQUIRED if k not in result]
+    if missing:
+        raise invalid("bad_result", "result lacks %s" % ", ".join(missing))
+    best = _check_parameters(result["parameters"], options)
+    accuracy = result["accuracy"]
+    if not _is_number(accuracy) or not 0 <= accuracy <= 100:
+        raise invalid("bad_result", "accuracy must be a number between 0 and 100 (percent)")
+    counts = class_counts(snapshot)
+    correct, total = _check_matrix(result["confusion_matrix"], counts)
+    n_recordings = sum(counts.values())
+    if "dataset" in result:
+        ds = _object(result["dataset"], "dataset", DATASET_KEYS)
+        if "n_recordings" in ds:
+            if not _is_int(ds["n_recordings"]) or not 0 < ds["n_recordings"] <= n_recordings:
+                raise invalid("count_mismatch", "dataset.n_recordings must be 1..%d" % n_recordings)
+            n_recordings = ds["n_recordings"]
+        if "descriptors_dropped" in ds and not (_is_int(ds["descriptors_dropped"]) and ds["descriptors_dropped"] >= 0):
+            raise invalid("bad_result", "dataset.descriptors_dropped must be a non-negative integer")
+        if "template" in ds and not isinstance(ds["template"], str):
+            raise invalid("bad_result", "dataset.template must be a string")
+    if total != n_recordings:
+        raise invalid("count_mismatch", "confusion_matrix counts %d recordings; %d were evaluated"
+                      % (total, n_recordings))
+    if abs(accuracy - 100.0 * correct / total) > 0.01:
+        raise invalid("accuracy_mismatch", "accuracy %r does not match the confusion matrix (%d of %d = %.2f)"
+                      % (accuracy, correct, total, 100.0 * correct / total))
+    if "seed" in result and result["seed"] != seed:
+        raise invalid("bad_result", "seed %r differs from the job's seed %d" % (result["seed"], seed))
+    if "combinations" in result:
+        _check_combinations(result["combinations"], options, n_recordings, best, accuracy)
+    if "runner" in result:
+        runner = _object(result["runner"], "runner", RUNNER_KEYS)
+        if not all(isinstance(v, str) and len(v) <= 255 for v in runner.values()):
+            raise invalid("bad_result", "runner fields must be strings of at most 255 characters")
+    if not model.startswith(HISTORY_MAGIC):
+        raise invalid("bad_model", "model is not a Gaia .history file (it must start with 6A EA 72 3D)")
+
+
+def upload_digest(result: Dict[str, Any], model: bytes) -> str:
+    """Identity of an upload, for idempotent replays: canonical JSON + model bytes."""
+    h = hashlib.sha256(json.dumps(result, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    h.update(b"\0")
+    h.update(model)
+    return h.hexdigest()
+
+
+def ok_cells(result: Dict[str, Any]) -> List[Tuple[Dict[str, Any], int, int, int]]:
+    """Every (combination params, fold index, correct, total) the result claims."""
+    cells = []
+    for combo in result.get("combinations") or []:
+        if combo.get("status") != "ok":
+            continue
+        params = {k: combo[k] for k in ("preprocessing", "kernel", "C", "gamma")}
+        for fold, (c, t) in enumerate(zip(combo["fold_correct"], combo["fold_total"])):
+            cells.append((params, fold, c, t))
+    return cells

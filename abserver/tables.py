@@ -1,0 +1,76 @@
+"""SQLAlchemy Core table objects matching the latest migration, for building queries.
+
+The schema itself is created by the SQL files in ``migrations/``; these objects only
+describe it (no ``create_all``), so the two must be kept in step.
+"""
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64)),
+    sa.Column("token_sha256", sa.String(64)),
+    sa.Column("created", sa.Float),
+)
+
+datasets = sa.Table(
+    "datasets", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("owner_id", sa.Integer),
+    sa.Column("name", sa.String(255)),
+    sa.Column("description", sa.Text),
+    sa.Column("public", sa.Integer),
+    sa.Column("classes", sa.Text),  # JSON [{"id", "name", "description", "recordings"}]
+    sa.Column("created", sa.Float),
+    sa.Column("last_edited", sa.Float),
+)
+
+lowlevel = sa.Table(
+    "lowlevel", metadata,
+    sa.Column("mbid", sa.String(36), primary_key=True),
+    sa.Column("document", sa.LargeBinary),  # zlib-compressed JSON
+    sa.Column("artist", sa.String(255)),
+    sa.Column("owner_id", sa.Integer),
+    sa.Column("created", sa.Float),
+)
+
+snapshots = sa.Table(
+    "snapshots", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("dataset_id", sa.String(36)),
+    sa.Column("data", sa.Text),  # JSON {"name", "description", "classes"}
+    sa.Column("bundle", sa.LargeBinary),
+    sa.Column("bundle_sha256", sa.String(64)),
+    sa.Column("created", sa.Float),
+)
+
+jobs = sa.Table(
+    "jobs", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("owner_id", sa.Integer),
+    sa.Column("dataset_id", sa.String(36)),
+    sa.Column("snapshot_id", sa.String(36)),
+    sa.Column("status", sa.String(16)),
+    sa.Column("status_msg", sa.Text),
+    sa.Column("eval_location", sa.String(16)),
+    sa.Column("options", sa.Text),
+    sa.Column("seed", sa.Integer),
+    sa.Column("created", sa.Float),
+    sa.Column("updated", sa.Float),
+    sa.Column("runner_id", sa.String(36)),
+    sa.Column("runner_name", sa.String(255)),
+    sa.Column("runner_version", sa.String(64)),
+    sa.Column("lease_id", sa.String(36)),
+    sa.Column("lease_expires", sa.Float),
+    sa.Column("progress", sa.Text),
+    sa.Column("progress_at", sa.Float),
+    sa.Column("cells_done", sa.Integer),
+    sa.Column("cells_moved_at", sa.Float),
+    sa.Column("result", sa.Text),
+    sa.Column("model", sa.LargeBinary),
+    sa.Column("upload_sha256", sa.String(64)),
+    sa.Column("stalled_at", sa.Float),
+    sa.Column("stall_count", sa.Integer),
+)
