@@ -118,3 +118,55 @@ def test_minimal_chain_with_sklearn_svc(tmp_path, oracle, kernel):
     got = {p: oracle.svm_output(pool, "highlevel.mini-test") for p, pool in pools.items()}
     n, worst = compare(got, ours)
     assert n == 60
+
+
+# --- Models trained by abrunnerd.trainer: every preprocessing set x kernel ---
+
+PREPROCESSINGS = ["basic", "lowlevel", "nobands", "normalized", "gaussianized"]
+KERNELS = ["RBF", "poly"]
+# One grid point per model (C = 2^3, gamma = 2^-5): the oracle checks the file, not the search.
+C_EXP, GAMMA_EXP = 3, -5
+
+
+@pytest.fixture(scope="module")
+def small_dataset():
+    trainer = pytest.importorskip("abrunnerd.trainer", reason="abrunnerd.trainer is not importable")
+    if not hasattr(trainer, "train") or not hasattr(trainer, "load_dataset_dir"):
+        pytest.skip("abrunnerd.trainer does not export train/load_dataset_dir yet")
+    return trainer, trainer.load_dataset_dir(AB_REAL_SMALL)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("preprocessing", PREPROCESSINGS)
+def test_trained_model_predicts_like_essentia(tmp_path, oracle, small_dataset, preprocessing, kernel):
+    trainer, ds = small_dataset
+    opts = trainer.TrainOptions.from_job_options(
+        {"c_values": [C_EXP], "gamma_values": [GAMMA_EXP], "preprocessing_values": [preprocessing]},
+        seed=42, kernels=(kernel,))
+    res = trainer.train(ds, opts, workers=1)
+    steps = res.model.steps
+    class_name = res.model.class_name
+    field = "." + class_name
+
+    # AB-shaped: full raw low-level layout first, the two highlevel outputs selected last.
+    first = steps[0].input_layout
+    assert first.get(".lowlevel.mfcc.mean").length_type == VARIABLE
+    assert len(first.descriptors) > 400
+    assert (steps[-1].applier, list(steps[-1].params["descriptorNames"])) == (
+        "selectdesc", [field, field + "Probability"])
+    svm = [s for s in steps if s.analyzer == "svmtrain"]
+    assert len(svm) == 1 and svm[0].params["probability"] is True
+
+    path = tmp_path / "model.history"
+    write_history(steps, path)
+    data = path.read_bytes()
+    assert write_history(read_history(path), tmp_path / "again.history") is None
+    assert (tmp_path / "again.history").read_bytes() == data  # our own files round-trip too
+
+    ours = res.model.predict(ds.documents)
+    docs = {str(AB_REAL_SMALL / "lowlevel" / (mbid + ".json")): mbid for mbid in ds.documents}
+    pools = oracle.apply(path, sorted(docs))
+    got = {docs[p]: oracle.svm_output(pool, class_name) for p, pool in pools.items()}
+    n, worst = compare(got, {m: {"value": v["value"], "all": v["all"]} for m, v in ours.items()})
+    assert n == 60
+    print("%s/%s: %d documents, max |p_essentia - p_ours| = %.2g" % (preprocessing, kernel, n, worst))
