@@ -1,0 +1,218 @@
+"""Fixtures for the runner's tests: a recording sd_notify socket, a private dbus-daemon,
+and a launcher that runs the real daemon as a process with a generated config."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOKEN_GREP_FILES: List[str] = []
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1,
+             what: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy (generous timeouts: the machine is shared)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+class NotifyRecorder:
+    """A real AF_UNIX datagram socket used as NOTIFY_SOCKET; records every message."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages: List[str] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.messages.append(data.decode("utf-8", "replace"))
+
+    def lines(self) -> List[str]:
+        return [line for m in list(self.messages) for line in m.split("\n")]
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    rec = NotifyRecorder(str(tmp_path / "notify.sock"))
+    yield rec
+    rec.close()
+
+
+@pytest.fixture
+def private_bus(tmp_path):
+    """A private ``dbus-daemon --session`` for this test; yields its address."""
+    if not shutil.which("dbus-daemon"):
+        pytest.skip("dbus-daemon is not installed (apt install dbus-daemon)")
+    proc = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    address = proc.stdout.readline().decode().strip()
+    assert address, "dbus-daemon printed no address"
+    yield address
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+class Daemon:
+    """The real ``abrunnerd`` as a process, its stderr captured to a file."""
+
+    def __init__(self, tmp: str, config: Dict[str, Any], token: Optional[str],
+                 env: Optional[Dict[str, str]] = None) -> None:
+        self.tmp = tmp
+        self.work_dir = os.path.join(tmp, "work")
+        self.config_path = os.path.join(tmp, "abrunnerd.yaml")
+        self.token_path = os.path.join(tmp, "token")
+        self.token = token
+        cfg = {"token_file": self.token_path, "work_dir": self.work_dir, "poll_interval": 1,
+               "ping_interval": 1, "max_workers": 2, "log_target": "stderr", "dbus_bus": "none",
+               "request_timeout": 5, "runner_name": "test-runner"}
+        cfg.update(config)
+        self.write_config(cfg)
+        if token is not None:
+            self.set_token(token)
+        self.env = dict(os.environ)
+        self.env.pop("NOTIFY_SOCKET", None)
+        self.env.update(env or {})
+        self.proc: Optional[subprocess.Popen] = None
+        self.logs: List[str] = []
+        self.runs = 0
+
+    def write_config(self, cfg: Dict[str, Any]) -> None:
+        import yaml
+        with open(self.config_path, "w") as f:
+            yaml.safe_dump(cfg, f)
+
+    def set_token(self, token: str) -> None:
+        with open(self.token_path, "w") as f:
+            f.write(token + "\n")
+        os.chmod(self.token_path, 0o600)
+
+    def start(self, *args: str) -> "Daemon":
+        self.runs += 1
+        log = os.path.join(self.tmp, "daemon-%d.log" % self.runs)
+        self.logs.append(log)
+        TOKEN_GREP_FILES.append(log)
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "abrunnerd.daemon", "--config",
+                                          self.config_path, "--log-level", "debug"] + list(args),
+                                         stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=self.env)
+        return self
+
+    def output(self) -> str:
+        text = ""
+        for log in self.logs:
+            with open(log, "rb") as f:
+                text += f.read().decode("utf-8", "replace")
+        return text
+
+    def current_output(self) -> str:
+        with open(self.logs[-1], "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, fragment: str, timeout: float = 120.0) -> str:
+        return wait_for(lambda: fragment in self.current_output() and self.current_output(), timeout,
+                        what=repr(fragment) + " in the daemon's log")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> Optional[int]:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+    def assert_token_never_shown(self) -> None:
+        if self.token:
+            assert self.token not in self.output(), "the token appeared in the daemon's output"
+            for root, _dirs, files in os.walk(self.work_dir):
+                for name in files:
+                    if name.endswith((".bin", ".part", "checkpoint")):
+                        continue
+                    with open(os.path.join(root, name), "rb") as f:
+                        assert self.token.encode() not in f.read(), "token found in " + name
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    made: List[Daemon] = []
+
+    def make(config: Dict[str, Any], token: Optional[str] = None, env: Optional[Dict[str, str]] = None,
+             name: str = "d") -> Daemon:
+        tmp = str(tmp_path / name)
+        os.makedirs(tmp, exist_ok=True)
+        d = Daemon(tmp, config, token, env)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
+        _kill_workers(d.work_dir)
+
+
+def _kill_workers(work_dir: str) -> None:
+    """Leave no training process behind, even when a test failed halfway: kill the
+    process group each held job recorded (our own processes, by id)."""
+    import json
+    jobs = os.path.join(work_dir, "jobs")
+    for name in os.listdir(jobs) if os.path.isdir(jobs) else []:
+        try:
+            with open(os.path.join(jobs, name, "state.json")) as f:
+                pgid = json.load(f).get("worker_pgid")
+            if pgid:
+                os.killpg(int(pgid), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+def dbus_status(address: str) -> Dict[str, Any]:
+    """GetStatus through a separate process (keeps dbus-python's main loop out of pytest)."""
+    code = ("import dbus,json,sys;b=dbus.bus.BusConnection(sys.argv[1]);"
+            "o=b.get_object('org.acousticbrainz.Runner1','/org/acousticbrainz/Runner1');"
+            "s=dbus.Interface(o,'org.acousticbrainz.Runner1').GetStatus();"
+            "print(json.dumps({str(k):(v if isinstance(v,(int,float)) else str(v)) for k,v in s.items()}))")
+    proc = subprocess.run([sys.executable, "-c", code, address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=30)
+    if proc.returncode != 0:
+        return {}
+    import json
+    return json.loads(proc.stdout.decode())
