@@ -1,0 +1,124 @@
+"""Evaluating the grid cells of one (preprocessing, fold) unit.
+
+Per unit the classifier's ``cleaner`` and ``normalize(independent)`` are fitted on the
+training fold once (spec §8), the kernel parts computed once, and every (kernel, gamma)
+kernel derived from them and shared by every C; each cell is one
+``SVC(kernel="precomputed")`` fit without probability estimates (decisions.md 4),
+scored by libsvm's voting prediction.
+"""
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from abrunnerd.gaia.chain import REAL
+from abrunnerd.trainer.errors import FoldError
+from abrunnerd.trainer.frame import real_constant
+from abrunnerd.trainer.kernels import KernelParts
+from abrunnerd.trainer.steps import normalize_coefficients
+
+Cell = Tuple[str, int, int]  # (kernel, C exponent, gamma exponent)
+SVM_TOL = 1e-3
+SVM_CACHE_MB = 100  # Gaia's setting
+
+
+@dataclass
+class UnitInput:
+    """What a worker needs for one (preprocessing, fold); ``error`` = the preprocessing failed."""
+
+    preprocessing: str
+    fold: int
+    x: np.ndarray  # float32 (n, d), feature order
+    blocks: List[Tuple[str, int, int, int]]  # (name, type, start, size)
+    y: np.ndarray  # int labels (indices into the sorted class list)
+    train: np.ndarray
+    test: np.ndarray
+    n_classes: int
+    error: Optional[str] = None
+
+
+@dataclass
+class CellOutcome:
+    ok: bool
+    correct: int = 0
+    total: int = 0
+    confusion: List[List[int]] = field(default_factory=list)
+    error: Optional[str] = None
+    seconds: float = 0.0
+
+
+def fold_features(unit: UnitInput) -> Tuple[np.ndarray, np.ndarray]:
+    """Training/test features after the fold's cleaner + normalize(independent), as float64."""
+    x_train = unit.x[unit.train]
+    x_test = unit.x[unit.test]
+    columns, a_parts, b_parts = [], [], []
+    for name, kind, start, size in unit.blocks:
+        block = x_train[:, start:start + size]
+        if kind == REAL:
+            if bool(np.all(real_constant(block))):
+                continue  # the fold's cleaner removes it
+            a, b = normalize_coefficients(block, True, name)
+        else:  # enum codes enter the SVM unnormalised
+            a, b = np.ones(size, dtype=np.float32), np.zeros(size, dtype=np.float32)
+        columns.extend(range(start, start + size))
+        a_parts.append(a)
+        b_parts.append(b)
+    if not columns:
+        raise FoldError("no descriptor varies in the training fold")
+    idx = np.asarray(columns)
+    a = np.concatenate(a_parts)
+    b = np.concatenate(b_parts)
+    out = []
+    for part in (x_train, x_test):
+        out.append(((part[:, idx] * a).astype(np.float32) + b).astype(np.float64))
+    return out[0], out[1]
+
+
+def _fit_and_score(k_train: np.ndarray, k_test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray,
+                   c: int, n_classes: int) -> CellOutcome:
+    from sklearn.svm import SVC
+
+    if len(set(y_train.tolist())) < 2:
+        return CellOutcome(False, error="the training fold holds only one class")
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    if len(y_test):
+        svc = SVC(C=2.0 ** c, kernel="precomputed", tol=SVM_TOL, shrinking=True, cache_size=SVM_CACHE_MB)
+        svc.fit(k_train, y_train)
+        predicted = svc.predict(k_test)
+        np.add.at(confusion, (y_test, predicted.astype(np.int64)), 1)
+    correct = int(np.trace(confusion))
+    return CellOutcome(True, correct, int(len(y_test)), confusion.tolist())
+
+
+def run_unit(unit: UnitInput, cells: Sequence[Cell],
+             should_stop: Optional[Callable[[], bool]] = None) -> Iterator[Tuple[Cell, CellOutcome]]:
+    """Yield each cell's outcome as it finishes; a unit that cannot be trained fails every cell."""
+    started = time.monotonic()
+    reason = unit.error
+    parts = None
+    if reason is None:
+        try:
+            x_train, x_test = fold_features(unit)
+            parts = KernelParts(x_train, x_test)
+        except FoldError as e:
+            reason = str(e)
+    if reason is not None:
+        for cell in cells:
+            yield cell, CellOutcome(False, error=reason, seconds=0.0)
+        return
+    y_train, y_test = unit.y[unit.train], unit.y[unit.test]
+    order = sorted(cells, key=lambda c: (c[0], c[2], c[1]))  # one kernel per (kernel, gamma)
+    current = None
+    for cell in order:
+        if should_stop is not None and should_stop():
+            return
+        kind, c, g = cell
+        if current != (kind, g):
+            k_train, k_test = parts.kernel(kind, 2.0 ** g)
+            current = (kind, g)
+        outcome = _fit_and_score(k_train, k_test, y_train, y_test, c, unit.n_classes)
+        now = time.monotonic()
+        outcome.seconds = now - started
+        started = now
+        yield cell, outcome

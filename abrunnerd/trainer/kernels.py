@@ -1,0 +1,45 @@
+"""Kernel matrices from one Gram matrix per (preprocessing, fold), with libsvm's arithmetic.
+
+RBF ``exp(-gamma * (|x|^2 + |y|^2 - 2<x,y>))`` is how libsvm's trainer computes it; poly
+``(gamma <x,y>)^3`` uses libsvm's ``powi`` order (``b * (b*b)``).  Every gamma is
+derived from the same squared-distance or Gram matrix, written into a reused buffer.
+"""
+from typing import Tuple
+
+import numpy as np
+
+
+class KernelParts:
+    """Gram and squared-distance matrices of train x train and test x train."""
+
+    def __init__(self, x_train: np.ndarray, x_test: np.ndarray) -> None:
+        self.gram = x_train @ x_train.T
+        sq = np.einsum("ij,ij->i", x_train, x_train)
+        self.dist = sq[:, None] + sq[None, :] - 2.0 * self.gram
+        self.gram_test = x_test @ x_train.T
+        sq_test = np.einsum("ij,ij->i", x_test, x_test)
+        self.dist_test = sq_test[:, None] + sq[None, :] - 2.0 * self.gram_test
+        self._buf = np.empty_like(self.gram)
+        self._buf_test = np.empty_like(self.gram_test)
+
+    def kernel(self, kind: str, gamma: float) -> Tuple[np.ndarray, np.ndarray]:
+        """(train, test) kernel matrices for ``kind`` in {"RBF", "poly"}; valid until the next call."""
+        if kind == "RBF":
+            return (_rbf(self.dist, gamma, self._buf), _rbf(self.dist_test, gamma, self._buf_test))
+        return (_poly(self.gram, gamma, self._buf), _poly(self.gram_test, gamma, self._buf_test))
+
+    @staticmethod
+    def bytes_needed(n_train: int, n_test: int) -> int:
+        return 8 * 3 * (n_train * n_train + n_test * n_train)
+
+
+def _rbf(dist: np.ndarray, gamma: float, out: np.ndarray) -> np.ndarray:
+    np.multiply(dist, -gamma, out=out)
+    return np.exp(out, out=out)
+
+
+def _poly(gram: np.ndarray, gamma: float, out: np.ndarray) -> np.ndarray:
+    np.multiply(gram, gamma, out=out)
+    square = out * out
+    np.multiply(out, square, out=out)
+    return out

@@ -1,0 +1,105 @@
+"""Training options: AcousticBrainz's job options with AB's defaults, validated once."""
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from abrunnerd.trainer.errors import OptionsError
+
+DEFAULT_C = (-5, -3, -1, 1, 3, 5, 7, 9, 11)
+DEFAULT_GAMMA = (3, 1, -1, -3, -5, -7, -9, -11)
+DEFAULT_PREPROCESSING = ("basic", "lowlevel", "nobands", "normalized", "gaussianized")
+KNOWN_PREPROCESSING = DEFAULT_PREPROCESSING + ("mfcc",)
+KERNELS = ("poly", "RBF")  # the template's spelling, as AB stored it in the result
+DEFAULT_SEED = 42
+JOB_KEYS = ("c_values", "gamma_values", "preprocessing_values", "filter_type", "normalize")
+MAX_EXPONENT = 30  # 2**30 is already far outside any useful C or gamma
+
+
+def _exponents(key: str, value: Any) -> Tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise OptionsError("option %s must be a non-empty list of integer exponents, got %r" % (key, value))
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+            raise OptionsError("option %s: %r is not an integer exponent (C and gamma are log2 values)" % (key, v))
+        if abs(v) > MAX_EXPONENT:
+            raise OptionsError("option %s: exponent %r is outside -%d..%d" % (key, v, MAX_EXPONENT, MAX_EXPONENT))
+        if int(v) not in out:
+            out.append(int(v))
+    return tuple(out)
+
+
+def _preprocessing(value: Any) -> Tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise OptionsError("option preprocessing_values must be a non-empty list of names, got %r" % (value,))
+    out = []
+    for v in value:
+        if v not in KNOWN_PREPROCESSING:
+            raise OptionsError("option preprocessing_values: unknown preprocessing %r (known: %s)"
+                               % (v, ", ".join(KNOWN_PREPROCESSING)))
+        if v not in out:
+            out.append(v)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The grid and dataset selection of one training run; C and gamma are log2 exponents."""
+
+    c_values: Tuple[int, ...] = DEFAULT_C
+    gamma_values: Tuple[int, ...] = DEFAULT_GAMMA
+    preprocessing_values: Tuple[str, ...] = DEFAULT_PREPROCESSING
+    filter_type: Optional[str] = None  # None or "artist"
+    normalize: bool = False
+    seed: int = DEFAULT_SEED
+    nfold: int = 5
+    kernels: Tuple[str, ...] = KERNELS
+    template: Optional[str] = None  # None = choose by the documents' layout
+
+    def __post_init__(self) -> None:
+        _exponents("c_values", list(self.c_values))
+        _exponents("gamma_values", list(self.gamma_values))
+        _preprocessing(list(self.preprocessing_values))
+        if self.filter_type not in (None, "artist"):
+            raise OptionsError("option filter_type must be null or \"artist\", got %r" % (self.filter_type,))
+        if not isinstance(self.normalize, bool):
+            raise OptionsError("option normalize must be true or false, got %r" % (self.normalize,))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise OptionsError("seed must be an integer, got %r" % (self.seed,))
+        if not 2 <= self.nfold <= 50:
+            raise OptionsError("nfold must be between 2 and 50, got %r" % (self.nfold,))
+        for k in self.kernels:
+            if k not in KERNELS:
+                raise OptionsError("unknown kernel %r (known: poly, RBF)" % (k,))
+        if self.template not in (None, "2.1-beta2", "2.1-beta5"):
+            raise OptionsError("template must be 2.1-beta2 or 2.1-beta5, got %r" % (self.template,))
+
+    @classmethod
+    def from_job_options(cls, options: Optional[Dict[str, Any]], seed: int = DEFAULT_SEED,
+                         **extra: Any) -> "TrainOptions":
+        """Read a job's ``options`` (AB's keys); absent keys take AB's defaults."""
+        options = dict(options or {})
+        unknown = sorted(k for k in options if k not in JOB_KEYS)
+        if unknown:
+            raise OptionsError("unknown job option(s) %s (known: %s)" % (", ".join(unknown), ", ".join(JOB_KEYS)))
+        kwargs = dict(extra)
+        if options.get("c_values") is not None:
+            kwargs["c_values"] = _exponents("c_values", options["c_values"])
+        if options.get("gamma_values") is not None:
+            kwargs["gamma_values"] = _exponents("gamma_values", options["gamma_values"])
+        if options.get("preprocessing_values") is not None:
+            kwargs["preprocessing_values"] = _preprocessing(options["preprocessing_values"])
+        kwargs["filter_type"] = options.get("filter_type")
+        kwargs["normalize"] = bool(options.get("normalize") or False) if isinstance(
+            options.get("normalize"), (bool, type(None))) else options.get("normalize")
+        return cls(seed=seed, **kwargs)
+
+    def combinations(self) -> Sequence[Tuple[str, str, int, int]]:
+        """Every (preprocessing, kernel, C, gamma) of the grid, in the job's order."""
+        return [(p, k, c, g) for p in self.preprocessing_values for k in self.kernels
+                for c in self.c_values for g in self.gamma_values]
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"c_values": list(self.c_values), "gamma_values": list(self.gamma_values),
+                "preprocessing_values": list(self.preprocessing_values), "filter_type": self.filter_type,
+                "normalize": self.normalize, "seed": self.seed, "nfold": self.nfold,
+                "kernels": list(self.kernels), "template": self.template}

@@ -1,0 +1,35 @@
+"""Progress reports and the ETA from observed cell times."""
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+
+@dataclass
+class Progress:
+    stage: str  # "preparing", "training", "final", "done"
+    cells_done: int
+    cells_total: int
+    eta_seconds: Optional[float]
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return self.cells_done / float(self.cells_total) if self.cells_total else 0.0
+
+
+class EtaClock:
+    """Wall-clock rate of the cells finished in this run (resumed cells do not count)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = clock()
+        self.finished = 0
+
+    def tick(self) -> None:
+        self.finished += 1
+
+    def eta(self, remaining: int) -> Optional[float]:
+        if self.finished == 0:
+            return None
+        rate = (self.clock() - self.started) / self.finished
+        return round(rate * remaining, 1)

@@ -1,0 +1,243 @@
+"""The training run: validate, merge, preprocess, cross-validate the grid, pick the best, fit the final model.
+
+Ties on accuracy go to the configuration first in the job's grid order (preprocessing
+order of the job, then kernel poly before RBF, then C and gamma in the job's order).
+"""
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from abrunnerd.trainer.cells import UnitInput
+from abrunnerd.trainer.checkpoint import Checkpoint
+from abrunnerd.trainer.errors import DatasetError, FoldError, TrainingStopped
+from abrunnerd.trainer.folds import artist_folds, balance_classes, gaia_folds
+from abrunnerd.trainer.dataset import Dataset
+from abrunnerd.trainer.frame import Frame
+from abrunnerd.trainer.grid import run_tasks
+from abrunnerd.trainer.merge import Merged, merge_documents
+from abrunnerd.trainer.model import class_order, fit_final, slugify
+from abrunnerd.trainer.options import TrainOptions
+from abrunnerd.trainer.preprocessing import apply_preprocessing
+from abrunnerd.trainer.progress import EtaClock, Progress
+from abrunnerd.trainer.result import Combination, TrainResult
+from abrunnerd.trainer.templates import choose_template
+
+TRAINER_VERSION = "1"
+ProgressFn = Optional[Callable[[Progress], None]]
+
+
+@dataclass
+class Prepared:
+    groundtruth: Dict[str, str]
+    held_out: Dict[str, str]
+    ids: List[str]
+    y: np.ndarray
+    classes: List[str]
+    merged: Merged
+    template: str
+    sets: Dict[str, Tuple[list, Optional[Frame], Optional[str]]]  # name -> (steps, frame, error)
+    folds: Dict[str, int]
+
+    def unit(self, prep: str, fold: int) -> UnitInput:
+        steps, frame, error = self.sets[prep]
+        fold_of = np.array([self.folds[m] for m in self.ids])
+        train = np.flatnonzero(fold_of != fold)
+        test = np.flatnonzero(fold_of == fold)
+        if error is not None:
+            return UnitInput(prep, fold, np.zeros((len(self.ids), 0), np.float32), [], self.y, train, test,
+                             len(self.classes), error)
+        x = _features(frame)
+        return UnitInput(prep, fold, x, frame.feature_blocks(), self.y, train, test, len(self.classes))
+
+
+_FEATURE_CACHE: Dict[int, np.ndarray] = {}
+
+
+def _features(frame: Frame) -> np.ndarray:
+    key = id(frame)
+    if key not in _FEATURE_CACHE:
+        _FEATURE_CACHE.clear()
+        _FEATURE_CACHE[key] = frame.feature_matrix()
+    return _FEATURE_CACHE[key]
+
+
+def check_groundtruth(groundtruth: Dict[str, str], documents: Dict[str, Any]) -> None:
+    if not groundtruth:
+        raise DatasetError("the dataset has no recordings")
+    by_class: Dict[str, List[str]] = {}
+    for mbid, cls in groundtruth.items():
+        by_class.setdefault(cls, []).append(mbid)
+        if mbid not in documents:
+            raise DatasetError("recording %s (class %r) has no low-level document" % (mbid, cls))
+        if not isinstance(documents[mbid], dict):
+            raise DatasetError("recording %s: the low-level document is not a JSON object" % mbid)
+    if len(by_class) < 2:
+        raise DatasetError("the dataset needs at least 2 classes, it has %d (%s)"
+                           % (len(by_class), ", ".join(sorted(by_class))))
+    for cls in sorted(by_class):
+        if len(by_class[cls]) < 2:
+            raise DatasetError("class %r has only 1 recording (%s); every class needs at least 2"
+                               % (cls, by_class[cls][0]))
+
+
+def prepare(ds: Dataset, opts: TrainOptions, only: Optional[Sequence[str]] = None) -> Prepared:
+    check_groundtruth(ds.groundtruth, ds.documents)
+    groundtruth, held_out = dict(ds.groundtruth), {}
+    if opts.normalize:
+        groundtruth, held_out = balance_classes(groundtruth, opts.seed)
+    merged = merge_documents({m: ds.documents[m] for m in groundtruth})
+    template = opts.template or choose_template([d.name for d in merged.raw_layout.descriptors])
+    sets = {}
+    for name in opts.preprocessing_values:
+        if only is not None and name not in only:
+            continue
+        try:
+            steps, frame = apply_preprocessing(merged.frame, name, template, merged.dropped)
+            strings = frame.names_of(2)
+            if strings:
+                raise FoldError("String descriptors left after preprocessing (not enumerated): "
+                                + ", ".join(s[1:] for s in strings))
+            sets[name] = (merged.steps + steps, frame, None)
+        except FoldError as e:
+            sets[name] = ([], None, "preprocessing %s: %s" % (name, e))
+    classes = class_order(groundtruth.values())
+    index = {c: i for i, c in enumerate(classes)}
+    ids = merged.frame.ids
+    y = np.array([index[groundtruth[m]] for m in ids], dtype=np.int64)
+    if opts.filter_type == "artist":
+        folds = artist_folds(groundtruth, ds.artists or {}, opts.nfold, opts.seed)
+    else:
+        folds = gaia_folds(groundtruth, opts.nfold, opts.seed)
+    return Prepared(groundtruth, held_out, ids, y, classes, merged, template, sets, folds)
+
+
+def fingerprint(prepared: Prepared, opts: TrainOptions) -> str:
+    """Identifies dataset content, folds and options: a checkpoint is only reused for the same run."""
+    h = hashlib.sha256()
+    h.update(("abrunnerd-trainer %s\n%r\n" % (TRAINER_VERSION, sorted(opts.to_json().items()))).encode())
+    for mbid in prepared.ids:
+        h.update(("%s\t%s\t%d\n" % (mbid, prepared.groundtruth[mbid], prepared.folds[mbid])).encode())
+    frame = prepared.merged.frame
+    for name in frame.names():
+        v = frame.values[name]
+        h.update(name.encode("utf-8"))
+        h.update(v.tobytes() if v.dtype != object else "\x00".join(v.ravel().tolist()).encode("utf-8"))
+    return h.hexdigest()
+
+
+def _report(progress: ProgressFn, stage: str, done: int, total: int, eta: Optional[float], message: str) -> None:
+    if progress is not None:
+        progress(Progress(stage, done, total, eta, message))
+
+
+def _combine(opts: TrainOptions, done: Dict[tuple, Any], n_classes: int) -> List[Combination]:
+    out = []
+    for prep, kernel, c, g in opts.combinations():
+        combo = Combination(prep, kernel, c, g, "ok", confusion=np.zeros((n_classes, n_classes), int).tolist())
+        cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+        for fold in range(opts.nfold):
+            outcome = done[(prep, kernel, c, g, fold)]
+            if not outcome.ok:
+                combo.status = "failed"
+                combo.error = combo.error or "fold %d: %s" % (fold, outcome.error)
+                combo.fold_correct.append(None)
+                combo.fold_total.append(None)
+                continue
+            combo.fold_correct.append(outcome.correct)
+            combo.fold_total.append(outcome.total)
+            combo.correct += outcome.correct
+            combo.total += outcome.total
+            if outcome.confusion:
+                cm += np.asarray(outcome.confusion, dtype=np.int64)
+        combo.confusion = cm.tolist()
+        if combo.status == "failed":
+            combo.correct = combo.total = 0
+        out.append(combo)
+    return out
+
+
+def choose_best(combos: List[Combination]) -> Combination:
+    """Highest pooled accuracy; ties: first in the job's grid order (documented in docs/trainer.md)."""
+    ok = [c for c in combos if c.status == "ok" and c.total]
+    if not ok:
+        reasons = sorted(set(c.error for c in combos if c.error))
+        raise DatasetError("no configuration could be trained: " + "; ".join(reasons[:3]))
+    return max(ok, key=lambda c: (c.correct * 1.0 / c.total, -combos.index(c)))
+
+
+def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkpoint_path: Optional[str] = None,
+          progress: ProgressFn = None, should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
+    """Run the whole search; see the package docstring for the contract."""
+    workers = workers or os.cpu_count() or 1
+    _report(progress, "preparing", 0, 0, None, "merging and preprocessing %d recordings" % len(ds.groundtruth))
+    prepared = prepare(ds, opts)
+    keys = [(p, k, c, g, f) for (p, k, c, g) in opts.combinations() for f in range(opts.nfold)]
+    log = Checkpoint(checkpoint_path, fingerprint(prepared, opts))
+    try:
+        done = {key: log.done[key] for key in keys if key in log.done}
+        total = len(keys)
+        clock = EtaClock()
+        state = {"done": len(done)}
+        _report(progress, "training", len(done), total, None, "%d of %d cells already done" % (len(done), total))
+
+        def on_cell(prep: str, fold: int, cell: tuple, outcome: Any) -> None:
+            key = (prep, cell[0], cell[1], cell[2], fold)
+            log.add(key, outcome)
+            done[key] = outcome
+            clock.tick()
+            state["done"] += 1
+            _report(progress, "training", state["done"], total, clock.eta(total - state["done"]),
+                    "%s %s C=2^%d gamma=2^%d fold %d" % (prep, cell[0], cell[1], cell[2], fold))
+
+        tasks = []
+        for prep in opts.preprocessing_values:
+            for fold in range(opts.nfold):
+                cells = [(k, c, g) for (p, k, c, g, f) in keys if p == prep and f == fold
+                         and (p, k, c, g, f) not in done]
+                if cells:
+                    tasks.append((prepared.unit(prep, fold), cells))
+        if should_stop is not None and should_stop():
+            raise TrainingStopped("stopped before training")
+        run_tasks(tasks, on_cell, workers, should_stop)
+    finally:
+        log.close()
+        _FEATURE_CACHE.clear()
+    combos = _combine(opts, done, len(prepared.classes))
+    best = choose_best(combos)
+    _report(progress, "final", total, total, 0.0, "training the final model (%s %s C=2^%d gamma=2^%d)"
+            % (best.preprocessing, best.kernel, best.c, best.gamma))
+    steps, frame, _ = prepared.sets[best.preprocessing]
+    try:
+        model = fit_final(frame, steps, prepared.y, prepared.classes, slugify(ds.name) or "dataset",
+                          best.kernel, best.c, best.gamma, opts.seed)
+    except FoldError as e:
+        raise DatasetError("the final model cannot be trained: %s" % e) from None
+    info = {"n_recordings": len(prepared.ids), "descriptors_dropped": len(prepared.merged.dropped),
+            "template": prepared.template}
+    result = TrainResult(best, combos, prepared.classes, model, opts.seed, opts.nfold, info, prepared.held_out)
+    _report(progress, "done", total, total, 0.0, "best %s %s C=2^%d gamma=2^%d: %.2f %%"
+            % (best.preprocessing, best.kernel, best.c, best.gamma, best.accuracy))
+    return result
+
+
+def evaluate_cells(ds: Dataset, opts: TrainOptions, cells: Sequence[Tuple[Dict[str, Any], int]]
+                   ) -> List[Tuple[Optional[int], Optional[int]]]:
+    """Recompute single (combination, fold) cells, e.g. a server's spot check; failed -> (None, None)."""
+    from abrunnerd.trainer.cells import run_unit
+
+    prepared = prepare(ds, opts, only=sorted(set(c["preprocessing"] for c, _ in cells)))
+    out = []
+    for combo, fold in cells:
+        if combo["preprocessing"] not in prepared.sets:
+            raise DatasetError("preprocessing %r is not in the job's grid" % combo["preprocessing"])
+        if not 0 <= int(fold) < opts.nfold:
+            raise DatasetError("fold %r is outside 0..%d" % (fold, opts.nfold - 1))
+        unit = prepared.unit(combo["preprocessing"], int(fold))
+        cell = (combo["kernel"], int(combo["C"]), int(combo["gamma"]))
+        outcome = next(o for _, o in run_unit(unit, [cell]))
+        out.append((outcome.correct, outcome.total) if outcome.ok else (None, None))
+    _FEATURE_CACHE.clear()
+    return out
