@@ -73,7 +73,8 @@ class Client:
     def __init__(self, server_url: str, token: Secret, timeout: float = 30.0,
                  verify: Any = True, max_download_size: int = 4 << 30) -> None:
         self.server_url = server_url.rstrip("/")
-        self.api = self.server_url + "/api/v1"
+        # Accept the server's root or its API root (".../api/v1") in server_url.
+        self.api = self.server_url if self.server_url.endswith("/api/v1") else self.server_url + "/api/v1"
         self.timeout = timeout
         self.max_download_size = max_download_size
         self._token = token
