@@ -216,3 +216,65 @@ def dbus_status(address: str) -> Dict[str, Any]:
         return {}
     import json
     return json.loads(proc.stdout.decode())
+
+
+# -- the job server side -----------------------------------------------------------------
+# A reduced grid (360 cells: a few seconds) and AB's default grid (3600 cells: ~20 s here),
+# for tests that need to act while training runs.
+GRID_SMALL = ["--c-values", "-1", "1", "3", "5", "--gamma-values", "-3", "-5", "-7",
+              "--preprocessing", "basic", "lowlevel", "normalized"]
+GRID_DEFAULT: List[str] = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def job_details(srv: Any, token: str, job_id: str) -> Dict[str, Any]:
+    import requests
+    resp = requests.get(srv.url("/datasets/evaluation/jobs/" + job_id), headers=srv.auth(token), timeout=30)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def wait_job_status(srv: Any, token: str, job_id: str, wanted: str, timeout: float = 300.0) -> Dict[str, Any]:
+    def check() -> Any:
+        d = job_details(srv, token, job_id)
+        if d["status"] in ("done", "failed", "canceled") and d["status"] != wanted:
+            raise AssertionError("job %s ended %s (%s), not %s" % (job_id, d["status"], d.get("status_msg"), wanted))
+        return d if d["status"] == wanted else None
+    return wait_for(check, timeout, interval=0.3, what="job %s to be %s" % (job_id, wanted))
+
+
+def progress_of(work_dir: str, job_id: str) -> Dict[str, Any]:
+    import json
+    try:
+        with open(os.path.join(work_dir, "jobs", job_id, "progress.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def held_state(work_dir: str, job_id: str) -> Dict[str, Any]:
+    import json
+    try:
+        with open(os.path.join(work_dir, "jobs", job_id, "state.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+@pytest.fixture
+def owner(server_factory):
+    """A running server with user alice and the sample dataset: (srv, token, dataset_id)."""
+    from helpers.server import EXAMPLE_DATASET
+    srv = server_factory(args=["--ping-interval", "1"])
+    token = srv.add_user("alice")
+    dataset = srv.import_dataset(EXAMPLE_DATASET, owner="alice")
+    return srv, token, dataset
+
+
+def server_root(srv: Any) -> str:
+    return srv.base_url[: -len("/api/v1")] if srv.base_url.endswith("/api/v1") else srv.base_url
