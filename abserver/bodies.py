@@ -19,9 +19,37 @@ def parse_json(raw: bytes, max_bytes: int = 1024 * 1024) -> Any:
     if not raw:
         raise bad_request("invalid_json", "request body is empty; send a JSON object")
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise bad_request("invalid_json", "request body is not valid JSON: %s" % exc)
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise bad_request("invalid_json", "request body is not valid JSON: %s" % str(exc)[:200])
+    check_strings(body)
+    return body
+
+
+def _bad_string(value: str) -> bool:
+    if "\x00" in value:
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+        return True
+    return False
+
+
+def check_strings(node: Any, depth: int = 0) -> None:
+    """Reject NUL characters and lone surrogates anywhere (databases cannot store them)."""
+    if depth > 64:
+        raise bad_request("invalid_json", "request body is nested more than 64 levels deep")
+    if isinstance(node, str):
+        if _bad_string(node):
+            raise bad_request("bad_string", "strings must be valid Unicode without NUL characters")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            check_strings(key, depth + 1)
+            check_strings(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            check_strings(value, depth + 1)
 
 
 def check_fields(body: Any, spec: Spec, what: str = "request body") -> Dict[str, Any]:

@@ -114,7 +114,8 @@ def config_from_args(args) -> ServerConfig:
     return ServerConfig(lease_seconds=args.lease_seconds, ping_interval=args.ping_interval,
                         stall_seconds=args.stall_seconds, spot_check_cells=args.spot_check_cells,
                         spot_check_max_recordings=args.spot_check_max_recordings,
-                        spot_check_tolerance=args.spot_check_tolerance)
+                        spot_check_tolerance=args.spot_check_tolerance,
+                        max_result_bytes=args.max_result_bytes, max_model_bytes=args.max_model_bytes)
 
 
 def cmd_serve(args) -> int:
@@ -146,6 +147,8 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
                    help="larger datasets are not spot-checked (default %(default)s)")
     p.add_argument("--spot-check-tolerance", type=float, default=d.spot_check_tolerance,
                    help="max fold-accuracy difference, as a fraction (default %(default)s)")
+    p.add_argument("--max-result-bytes", type=int, default=d.max_result_bytes, help="result JSON size limit")
+    p.add_argument("--max-model-bytes", type=int, default=d.max_model_bytes, help="model file size limit")
 
 
 def build_parser() -> argparse.ArgumentParser:
