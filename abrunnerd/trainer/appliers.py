@@ -10,10 +10,7 @@ import numpy as np
 from abrunnerd.gaia.chain import ENUM, REAL, STRING
 from abrunnerd.trainer.frame import Frame
 
-try:  # scipy ships with scikit-learn everywhere; the fallback keeps this module importable
-    from scipy.special import erfinv as _erfinv
-except ImportError:  # pragma: no cover
-    _erfinv = None
+from scipy.special import ndtri  # scipy comes with scikit-learn; Cephes, like Gaia's alglib copy
 
 
 def remove(frame: Frame, names: Sequence[str]) -> Frame:
@@ -74,9 +71,9 @@ def distribute_one(x: np.ndarray, dist: np.ndarray) -> np.ndarray:
     o = int(0.00001 * n)
     rank = np.clip(rank, o, n - o)
     rank = np.where(rank == 0, 1, np.where(rank == n, n - 1, rank))
-    q = rank.astype(np.float32) / np.float32(n)
-    arg = (np.float32(2) * q - np.float32(1)).astype(np.float32)
-    return _erfinv(arg.astype(np.float64)).astype(np.float32)
+    q = rank.astype(np.float32) / np.float32(n)  # Real (float32) division, as in distribute.cpp
+    e = 2.0 * q.astype(np.float64) - 1.0  # double arithmetic, as in distribute.cpp
+    return (ndtri(0.5 * (e + 1.0)) / np.sqrt(2.0)).astype(np.float32)  # gaiamath.cpp: inverf
 
 
 def distribute(frame: Frame, distributions: Mapping[str, np.ndarray]) -> Frame:

@@ -74,7 +74,7 @@ def fit_final(frame: Frame, head: List[Step], y: np.ndarray, class_mapping: List
                      "descriptorNames": StringList(f.names()), "modelData": model, "probability": True},
                     {}, with_class)
     with_prob = _with(with_class, Descriptor("." + class_name + "Probability", REAL, VARIABLE, 1))
-    last = Step("select", "selectdesc", {"descriptorNames": StringList([class_name + "*"])},
+    last = Step("select", "selectdesc", {"descriptorNames": class_name + "*"},
                 {"descriptorNames": StringList(["." + class_name, "." + class_name + "Probability"])}, {},
                 with_prob)
     steps = list(head) + [select_step, clean_step, norm_step, add_step, svm_step, last]

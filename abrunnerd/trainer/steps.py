@@ -104,7 +104,8 @@ def fit_gaussianize(frame: Frame, patterns: Sequence[str]) -> Tuple[Step, Frame]
         sample = frame.values[name][::stride]
         for i in range(sample.shape[1]):
             dists["%s[%d]" % (name, i)] = np.sort(sample[:, i]).astype(np.float32)
-    step = Step("gaussianize", "distribute", {"descriptorNames": _names_param(patterns)},
+    pattern_param = patterns[0] if len(patterns) == 1 else _names_param(patterns)  # Gaia stores AB's as a string
+    step = Step("gaussianize", "distribute", {"descriptorNames": pattern_param},
                 {"distribution": {k: Float32Blob.from_array(v) for k, v in dists.items()}}, {},
                 frame.layout())
     return step, appliers.distribute(frame, dists)
