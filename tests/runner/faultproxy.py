@@ -5,7 +5,7 @@ client's timeout, or truncates / corrupts a download, as the test's rules file s
     python3 tests/runner/faultproxy.py UPSTREAM PORT_FILE RULES_FILE LOG_FILE
 
 RULES_FILE is JSON, re-read on every request: a list of
-``{"path": substring, "method": "GET"|..., "action": "500"|"timeout"|"truncate"|"corrupt"|"drop",
+``{"path": substring, "method": "GET"|..., "action": "500"|"timeout"|"truncate"|"corrupt"|"drop"|"lose_answer",
 "count": n}``; each matching request uses up one of ``count``. Every request is logged
 to LOG_FILE as ``METHOD PATH -> STATUS/ACTION``.
 """
@@ -92,6 +92,11 @@ class Proxy(BaseHTTPRequestHandler):
             self.end_headers()
             return
         data = resp.content
+        if action == "lose_answer":  # the server did the work; the client never hears back
+            self._log("%d/lose_answer" % resp.status_code)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         sent = data
         if action == "truncate" and len(data) > 10:
             sent = data[: len(data) // 2]
