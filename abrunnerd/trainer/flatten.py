@@ -72,6 +72,9 @@ def leaf_value(value: Any, mbid: str, name: str) -> Optional[Tuple[int, Any]]:
                                    % (mbid, name[1:]))
             flat.extend(_number(v, mbid, name) for v in row)
         return REAL, flat
+    if isinstance(first, bool) or not isinstance(first, (int, float)):
+        raise DatasetError("recording %s: descriptor %s is a list of %s, which Gaia cannot read"
+                           % (mbid, name[1:], type(first).__name__))
     return REAL, [_number(v, mbid, name) for v in value]
 
 

@@ -18,18 +18,24 @@ class Progress:
 
 
 class EtaClock:
-    """Wall-clock rate of the cells finished in this run (resumed cells do not count)."""
+    """Wall-clock rate of the cells finished in this run (resumed cells do not count).
+
+    The rate is measured from the first finished cell on, so worker start-up does not
+    inflate it; no ETA until two cells have finished.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.started = clock()
+        self.first: Optional[float] = None
         self.finished = 0
 
     def tick(self) -> None:
         self.finished += 1
+        if self.first is None:
+            self.first = self.clock()
 
     def eta(self, remaining: int) -> Optional[float]:
-        if self.finished == 0:
+        if self.finished < 2 or self.first is None:
             return None
-        rate = (self.clock() - self.started) / self.finished
+        rate = (self.clock() - self.first) / (self.finished - 1)
         return round(rate * remaining, 1)

@@ -1,0 +1,28 @@
+"""Trainer test fixtures: the bundled 60-recording slice and Gaia's reference results in ../shared."""
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+AB_REAL_SMALL = REPO / "examples" / "ab-real-small"
+SHARED = REPO.parent / "shared"
+AB_REAL_1 = SHARED / "data" / "ab-real-1"
+GAIA_REFERENCE = AB_REAL_1 / "gaia-reference"
+
+
+def need_shared(*parts: str) -> Path:
+    """A path under ../shared/data/ab-real-1, or skip saying exactly which file is missing."""
+    path = AB_REAL_1.joinpath(*parts)
+    if not path.exists():
+        pytest.skip("Gaia reference data missing: %s (CI provides ../shared beside the clone)" % path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_dataset():
+    from abrunnerd.trainer import load_dataset_dir
+
+    return load_dataset_dir(str(AB_REAL_SMALL))
