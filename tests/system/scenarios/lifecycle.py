@@ -1,0 +1,418 @@
+#!/usr/bin/python3
+"""The user's whole path with the abrunnerd package, run inside a booted Debian
+container by tests/system/test_system_lifecycle.py (tools/debian-systemd-sandbox).
+
+Stdlib plus the packages abrunnerd itself depends on (python3-dbus); Python 3.9+.
+Parameters come from /sandbox/src/params.json (written by the host-side test):
+
+  debs         {"first": "abrunnerd_0.1.0_all.deb", "upgrade": "abrunnerd_0.1.0+upgrade1_all.deb"}
+  server_url   the job server on the host's loopback (the container shares it)
+  token        the job owner's token (written to /etc/abrunnerd/token, never printed)
+  job_id       the submitted job the runner must claim and finish
+  stages       which stages to run (all by default); "install" alone checks the
+               package path without a job server
+
+Each stage prints "STAGE <name> ok <seconds>"; a failed check raises and prints
+"FAILED: ..." with what was seen. /sandbox/out/report.json gets the timings and
+observations, /sandbox/out/journal.txt the unit's journal.
+"""
+import json
+import os
+import pwd
+import re
+import shlex
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any, Callable, Dict, List, Optional
+
+SRC, OUT = "/sandbox/src", "/sandbox/out"
+UNIT = "abrunnerd.service"
+BUS_NAME = OBJ_IFACE = "org.acousticbrainz.Runner1"
+OBJ_PATH = "/org/acousticbrainz/Runner1"
+TOKEN_FILE, CONFIG = "/etc/abrunnerd/token", "/etc/abrunnerd/abrunnerd.yaml"
+MSG_TOKEN_MISSING = "b8488218bfbf4ae7b6e7559810e969fd"
+MSG_CLAIMED = "4a37ccd9f93c4a55b2c2ba7216565cb4"
+MSG_FINISHED = "98d15ee42b874babb659eef94dc86d8d"
+HISTORY_MAGIC = b"\x6a\xea\x72\x3d"
+MAX_EXPOSURE = 2.0
+TESTER = "abtester"  # an unprivileged user for read-only status checks
+
+PARAMS: Dict[str, Any] = json.load(open(os.path.join(SRC, "params.json")))
+REPORT: Dict[str, Any] = {"stages": {}, "observed": {}}
+
+
+class Failed(Exception):
+    pass
+
+
+def check(cond: bool, what: str, seen: Any = None) -> None:
+    if not cond:
+        raise Failed(what + ("" if seen is None else "\n  seen: %s" % (seen,)))
+
+
+def sh(cmd: str, check_rc: bool = True, timeout: float = 300, **kw: Any) -> str:
+    r = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=timeout, **kw)
+    if check_rc and r.returncode != 0:
+        raise Failed("command failed (%d): %s\n%s" % (r.returncode, cmd, r.stdout[-3000:]))
+    return r.stdout
+
+
+def poll(fn: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    """fn() until truthy; generous timeouts, never a fixed sleep as the assertion."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = fn()
+        except Failed as exc:
+            last = exc
+            value = None
+        else:
+            value = last
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise Failed("timed out after %.0f s waiting for %s" % (timeout, what), last)
+        time.sleep(interval)
+
+
+def show(prop: str) -> str:
+    return sh("systemctl show -p %s --value %s" % (prop, UNIT)).strip()
+
+
+def journal(since_usec: int = 0, **match: str) -> List[Dict[str, Any]]:
+    """The unit's journal records (JSON), optionally only newer than since_usec."""
+    out = sh("journalctl -u %s -o json --no-pager %s" % (
+        UNIT, " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in match.items())), check_rc=False)
+    recs = []
+    for line in out.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if int(rec.get("__REALTIME_TIMESTAMP", 0)) > since_usec:
+            recs.append(rec)
+    return recs
+
+
+def now_usec() -> int:
+    return int(time.time() * 1e6)
+
+
+def bus_status() -> Dict[str, Any]:
+    import dbus  # python3-dbus, a dependency of abrunnerd
+
+    bus = dbus.SystemBus()
+    try:
+        obj = bus.get_object(BUS_NAME, OBJ_PATH, introspect=False)
+        st = obj.GetStatus(dbus_interface=OBJ_IFACE, timeout=10)
+    except dbus.DBusException as exc:
+        raise Failed("GetStatus failed: %s" % exc)
+    return {str(k): (v if not isinstance(v, dbus.String) else str(v)) for k, v in st.items()}
+
+
+def progress_lines(job_id: str, since: int = 0) -> List[int]:
+    """cells_done of each "job X: d/t cells" journal line of the job."""
+    done = []
+    for rec in journal(since, JOB_ID=job_id):
+        m = re.search(r": (\d+)/(\d+) cells", rec.get("MESSAGE", ""))
+        if m:
+            done.append(int(m.group(1)))
+    return done
+
+
+def api(path: str, raw: bool = False) -> Any:
+    req = urllib.request.Request(PARAMS["server_url"].rstrip("/") + "/api/v1" + path,
+                                 headers={"Authorization": "Token " + PARAMS["token"]})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        body = resp.read()
+    return body if raw else json.loads(body.decode("utf-8"))
+
+
+def as_tester(cmd: str, check_rc: bool = True) -> str:
+    return sh("runuser -u %s -- %s" % (TESTER, cmd), check_rc=check_rc)
+
+
+def file_snapshot() -> List[str]:
+    prune = ["/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/sandbox", "/var/log",
+             "/var/cache", "/var/lib/apt", "/var/lib/dpkg", "/var/lib/systemd", "/var/lib/dbus",
+             "/var/lib/ucf", "/etc/ld.so.cache"]
+    expr = " -o ".join("-path %s" % p for p in prune)
+    return sh("find / -xdev \\( %s \\) -prune -o -print" % expr).splitlines()
+
+
+# --- stages -------------------------------------------------------------------------------
+
+def stage_install() -> None:
+    REPORT["before"] = file_snapshot()
+    sh("useradd --no-create-home --shell /usr/sbin/nologin %s" % TESTER)
+    deb = PARAMS["debs"]["first"]
+    cmd = "cd %s && apt-get install -y -q ./%s" % (SRC, deb)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    r = subprocess.run(cmd, shell=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=600)
+    if r.returncode != 0:  # stale package lists in the cached rootfs
+        sh("apt-get -q update", env=env)
+        sh(cmd, env=env, timeout=600)
+    check(sh("dpkg-query -W -f '${Status}' abrunnerd") == "install ok installed", "abrunnerd installed")
+
+
+def stage_idle() -> None:
+    """Active, idle, one journal line naming the token file, no restart loop."""
+    poll(lambda: show("ActiveState") == "active", 60, "abrunnerd to be active",)
+    check(show("Type") == "notify", "Type=notify", show("Type"))
+    rec = poll(lambda: journal(MESSAGE_ID=MSG_TOKEN_MISSING), 60, "the missing-token journal line")
+    check(TOKEN_FILE in rec[0]["MESSAGE"], "the journal line names %s" % TOKEN_FILE, rec[0]["MESSAGE"])
+    status = show("StatusText")
+    check(TOKEN_FILE in status, "STATUS= names the token file", status)
+    # still up and idle a while later, with exactly one such line and no restarts
+    poll(lambda: bus_status().get("state") == "no-token", 30, "D-Bus state no-token")
+    check(show("NRestarts") == "0" and show("ActiveState") == "active", "no restart loop",
+          (show("NRestarts"), show("ActiveState")))
+    check(len(journal(MESSAGE_ID=MSG_TOKEN_MISSING)) == 1, "the missing-token line is logged once",
+          len(journal(MESSAGE_ID=MSG_TOKEN_MISSING)))
+    REPORT["observed"]["idle_status"] = status
+    REPORT["observed"]["token_missing_line"] = rec[0]["MESSAGE"]
+
+
+def stage_files() -> None:
+    """What the package put on the system, and with which owners and modes."""
+    st = os.stat("/etc/abrunnerd")
+    check((pwd.getpwuid(st.st_uid).pw_name, oct(st.st_mode & 0o7777)) == ("root", "0o750"),
+          "/etc/abrunnerd root 0750", (st.st_uid, oct(st.st_mode)))
+    st = os.stat("/var/lib/abrunnerd")
+    check((pwd.getpwuid(st.st_uid).pw_name, oct(st.st_mode & 0o7777)) == ("abrunner", "0o750"),
+          "/var/lib/abrunnerd abrunner 0750", (st.st_uid, oct(st.st_mode)))
+    check(CONFIG in sh("dpkg-query -W -f '${Conffiles}' abrunnerd"), "%s is a conffile" % CONFIG)
+    check(os.path.exists("/usr/share/dbus-1/system.d/org.acousticbrainz.Runner1.conf"), "bus policy installed")
+    check(MSG_TOKEN_MISSING in sh("journalctl --list-catalog --no-pager"), "journal catalog installed")
+    check("abrunnerctl" in sh("abrunnerctl --help"), "abrunnerctl --help")
+    sh("man -w abrunnerd abrunnerctl abrunnerd.yaml 2>/dev/null || "
+       "test -e /usr/share/man/man8/abrunnerd.8.gz -a -e /usr/share/man/man5/abrunnerd.yaml.5.gz "
+       "-a -e /usr/share/man/man1/abrunnerctl.1.gz")
+
+
+def stage_security() -> None:
+    out = sh("systemd-analyze security --no-pager %s" % UNIT)
+    m = re.search(r"Overall exposure level for %s: ([0-9.]+)" % re.escape(UNIT), out)
+    check(m is not None, "systemd-analyze security prints an exposure level", out[-2000:])
+    exposure = float(m.group(1))
+    REPORT["observed"]["exposure"] = exposure
+    print("systemd-analyze security: exposure %.1f" % exposure)
+    check(exposure <= MAX_EXPOSURE, "exposure <= %.1f" % MAX_EXPOSURE, out)
+
+
+def stage_status_idle() -> None:
+    """abrunnerctl status over the system bus, as root and as an unprivileged user."""
+    root_out = sh("abrunnerctl status")
+    user_out = as_tester("abrunnerctl status")
+    check("token" in root_out.lower() and "token" in user_out.lower(),
+          "abrunnerctl status says a token is missing", (root_out, user_out))
+    denied = subprocess.run(["runuser", "-u", TESTER, "--", "abrunnerctl", "pause"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    check(denied.returncode != 0, "an unprivileged user cannot pause the runner", denied.stdout)
+    REPORT["observed"]["status_idle_root"] = root_out
+    REPORT["observed"]["pause_as_user"] = denied.stdout.strip()
+
+
+def stage_configure() -> None:
+    """What the admin does: token file, server URL, restart."""
+    tmp = TOKEN_FILE + ".new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w") as f:
+        f.write(PARAMS["token"] + "\n")
+    sh("chown root:abrunner %s && chmod 0640 %s && mv %s %s" % (tmp, tmp, tmp, TOKEN_FILE))
+    text = open(CONFIG).read()
+    line = "server_url: %s" % PARAMS["server_url"]
+    text, n = re.subn(r"(?m)^#?\s*server_url:.*$", line, text, count=1)
+    if not n:
+        text += "\n" + line + "\n"
+    text += "\npoll_interval: 2\nmax_workers: 2\n"
+    with open(CONFIG, "w") as f:
+        f.write(text)
+    REPORT["t_restart"] = now_usec()
+    sh("systemctl restart %s" % UNIT)
+    check(show("ActiveState") == "active", "active after restart", show("ActiveState"))
+
+
+def stage_claim() -> None:
+    """A real job is claimed; the journal carries the structured fields."""
+    job = PARAMS["job_id"]
+    recs = poll(lambda: journal(REPORT["t_restart"], MESSAGE_ID=MSG_CLAIMED, JOB_ID=job), 120,
+                "the job-claimed journal record")
+    rec = recs[0]
+    for field in ("JOB_ID", "DATASET_ID", "STAGE", "PROGRESS"):
+        check(field in rec, "claimed record has %s" % field, rec)
+    train = poll(lambda: [r for r in journal(REPORT["t_restart"], JOB_ID=job)
+                          if r.get("STAGE") == "training" and "PROGRESS" in r], 180,
+                 "a training record with STAGE and PROGRESS")
+    REPORT["observed"]["journal_training_record"] = {k: train[-1][k] for k in
+                                                     ("JOB_ID", "DATASET_ID", "STAGE", "PROGRESS",
+                                                      "MESSAGE", "_SYSTEMD_UNIT")}
+    print("journal:", json.dumps(REPORT["observed"]["journal_training_record"]))
+
+
+def training_status(min_done: int = 0) -> Optional[Dict[str, Any]]:
+    st = bus_status()
+    if st.get("state") == "training" and int(st.get("cells_done", 0)) >= min_done \
+            and int(st.get("cells_total", 0)) > 0:
+        return st
+    return None
+
+
+def stage_progress() -> None:
+    """systemctl status shows the STATUS= progress line; abrunnerctl status for root and a user."""
+    poll(lambda: training_status(1), 180, "training with at least one cell done")
+    out = poll(lambda: (lambda o: o if re.search(r"Status: \"training job \S+: \d+%", o) else None)(
+        sh("systemctl status --no-pager %s" % UNIT, check_rc=False)), 60, "the progress STATUS line")
+    line = re.search(r"Status: \"[^\"]*\"", out).group(0)
+    REPORT["observed"]["systemctl_status_line"] = line
+    print("systemctl status:", line)
+    job8 = PARAMS["job_id"][:8]
+    root_out = sh("abrunnerctl status")
+    user_out = as_tester("abrunnerctl status")
+    for who, o in (("root", root_out), (TESTER, user_out)):
+        check(job8 in o and "train" in o.lower(), "abrunnerctl status as %s shows the job training" % who, o)
+    REPORT["observed"]["status_training_user"] = user_out
+
+
+def _restarted(old_pid: str) -> bool:
+    pid = show("MainPID")
+    return pid not in ("0", old_pid) and show("ActiveState") == "active"
+
+
+def _resumed_from_checkpoint(since: int, before: int, what: str) -> int:
+    job = PARAMS["job_id"]
+    poll(lambda: [r for r in journal(since, JOB_ID=job) if "resuming job" in r.get("MESSAGE", "")],
+         120, "the 'resuming job' line after " + what)
+    after = poll(lambda: progress_lines(job, since), 180, "a progress line after " + what)[0]
+    check(after >= before, "after %s training resumes from the checkpoint (cells done before %d, "
+          "first progress after %d)" % (what, before, after), (before, after))
+    print("%s: %d cells done before, resumed at %d" % (what, before, after))
+    return after
+
+
+def stage_kill9() -> None:
+    """kill -9 of the main process mid-training: systemd restarts it, the job resumes."""
+    st = poll(lambda: training_status(1), 180, "training with at least one cell done")
+    total = int(st["cells_total"])
+    check(int(st["cells_done"]) < total, "the job is still training when killed", st)
+    old_pid = show("MainPID")
+    restarts = int(show("NRestarts"))
+    since = now_usec()
+    before = int(bus_status().get("cells_done", 0))
+    sh("kill -9 %s" % old_pid)
+    poll(lambda: _restarted(old_pid), 60, "systemd to restart abrunnerd")
+    check(int(show("NRestarts")) == restarts + 1, "restarted by systemd (NRestarts)", show("NRestarts"))
+    after = _resumed_from_checkpoint(since, before, "kill -9")
+    REPORT["observed"]["kill9"] = {"cells_total": total, "done_before": before, "resumed_at": after}
+
+
+def stage_upgrade() -> None:
+    """Installing a newer build mid-job: try-restart, SIGTERM checkpoints, the job resumes."""
+    st = poll(lambda: training_status(1), 180, "training again before the upgrade")
+    check(int(st["cells_done"]) < int(st["cells_total"]), "the job is still training at the upgrade", st)
+    old_pid = show("MainPID")
+    since = now_usec()
+    before = int(bus_status().get("cells_done", 0))
+    deb = PARAMS["debs"]["upgrade"]
+    sh("cd %s && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./%s" % (SRC, deb), timeout=600)
+    version = sh("dpkg-query -W -f '${Version}' abrunnerd")
+    check(version == PARAMS["upgrade_version"], "upgraded package installed", version)
+    poll(lambda: _restarted(old_pid), 60, "the upgrade to restart the running service")
+    stopped = [r for r in journal(since) if "keeps its checkpoint" in r.get("MESSAGE", "")]
+    check(bool(stopped), "the old daemon stopped cleanly, keeping the checkpoint",
+          [r.get("MESSAGE") for r in journal(since)])
+    after = _resumed_from_checkpoint(since, before, "the upgrade")
+    REPORT["observed"]["upgrade"] = {"version": version, "done_before": before, "resumed_at": after}
+
+
+def stage_finish() -> None:
+    """The result and the .history arrive on the server."""
+    job = PARAMS["job_id"]
+    poll(lambda: journal(0, MESSAGE_ID=MSG_FINISHED, JOB_ID=job), 600, "the job-finished journal record",
+         interval=1)
+    details = poll(lambda: (lambda d: d if d.get("status") == "done" else None)(api("/datasets/evaluation/jobs/" + job)),
+                   60, "the job to be done on the server")
+    result = details.get("result") or {}
+    check("accuracy" in result and "confusion_matrix" in result, "the server has the result", result)
+    model = api("/datasets/evaluation/jobs/%s/model" % job, raw=True)
+    check(model[:4] == HISTORY_MAGIC, "the server has the Gaia .history", model[:16])
+    REPORT["observed"]["result"] = {"accuracy": result.get("accuracy"),
+                                    "parameters": result.get("parameters"), "model_bytes": len(model)}
+    print("result on the server: accuracy %s, model %d bytes" % (result.get("accuracy"), len(model)))
+
+
+def stage_purge() -> None:
+    """apt purge leaves nothing behind."""
+    sh("journalctl -u %s --no-pager -o short-precise > %s/journal.txt" % (UNIT, OUT), check_rc=False)
+    sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q abrunnerd")
+    status = sh("dpkg-query -W -f '${Status}' abrunnerd 2>/dev/null", check_rc=False).strip()
+    check(status in ("", "unknown ok not-installed"), "abrunnerd purged", status)
+    for path in ("/etc/abrunnerd", "/var/lib/abrunnerd", "/lib/systemd/system/abrunnerd.service",
+                 "/etc/systemd/system/multi-user.target.wants/abrunnerd.service",
+                 "/usr/share/dbus-1/system.d/org.acousticbrainz.Runner1.conf", "/etc/init.d/abrunnerd"):
+        check(not os.path.lexists(path), "%s removed" % path)
+    check(not sh("getent passwd abrunner; getent group abrunner", check_rc=False).strip(),
+          "the abrunner user and group are removed")
+    check(not sh("debconf-show abrunnerd 2>/dev/null", check_rc=False).strip(), "debconf entries purged")
+    check(not sh("ls /var/lib/systemd/deb-systemd-helper-enabled/ -R | grep abrunnerd", check_rc=False).strip(),
+          "no deb-systemd-helper state left")
+    procs = subprocess.run(["pgrep", "-a", "-f", r"^\S*python3[.0-9]* (/usr/bin/abrunnerd|-m abrunnerd)"],
+                           stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+    check(not procs, "no abrunnerd process left", procs)
+    before = set(REPORT.pop("before", []))
+    left = []
+    for path in sorted(set(file_snapshot()) - before):
+        if re.match(r"^/etc/(passwd|group|shadow|gshadow|subuid|subgid)-?$", path):
+            continue  # the test's own user; abrunner's entries were checked above
+        if "__pycache__" in path and "abrunnerd" not in path and "abserver" not in path:
+            continue  # byte-code of dependencies apt installed
+        if subprocess.run(["dpkg-query", "-S", path], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0:
+            continue  # belongs to a dependency that apt installed
+        left.append(path)
+    check(not left, "nothing left behind after purge", left)
+
+
+STAGES = [("install", stage_install), ("idle", stage_idle), ("files", stage_files),
+          ("security", stage_security), ("status_idle", stage_status_idle), ("configure", stage_configure),
+          ("claim", stage_claim), ("progress", stage_progress), ("kill9", stage_kill9),
+          ("upgrade", stage_upgrade), ("finish", stage_finish), ("purge", stage_purge)]
+
+
+def main() -> int:
+    wanted = PARAMS.get("stages") or [name for name, _ in STAGES]
+    t_all = time.monotonic()
+    rc = 0
+    for name, fn in STAGES:
+        if name not in wanted:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+        except (Failed, subprocess.TimeoutExpired) as exc:
+            print("FAILED in stage %s: %s" % (name, exc))
+            REPORT["failed"] = {"stage": name, "error": str(exc)}
+            sh("systemctl status --no-pager -l %s" % UNIT, check_rc=False)
+            print(sh("journalctl -u %s --no-pager -n 60" % UNIT, check_rc=False))
+            rc = 1
+            break
+        dt = time.monotonic() - t0
+        REPORT["stages"][name] = round(dt, 1)
+        print("STAGE %s ok %.1f s" % (name, dt), flush=True)
+    REPORT["total_seconds"] = round(time.monotonic() - t_all, 1)
+    REPORT.pop("before", None)
+    if os.path.isdir(OUT):
+        with open(os.path.join(OUT, "report.json"), "w") as f:
+            json.dump(REPORT, f, indent=1, default=str)
+        if not os.path.exists(os.path.join(OUT, "journal.txt")):
+            sh("journalctl -u %s --no-pager -o short-precise > %s/journal.txt" % (UNIT, OUT), check_rc=False)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
