@@ -73,6 +73,17 @@ class Daemon:
                 pass
         return n
 
+    def kill9_pool_child(self) -> int:
+        """SIGKILL one process of the trainer's pool (not the training process itself)."""
+        for p in self.workers():
+            try:
+                if any("spawn_main" in part or "forkserver" in part for part in p.cmdline()):
+                    p.kill()
+                    return 1
+            except psutil.Error:
+                pass
+        return 0
+
     def kill9(self) -> None:
         """SIGKILL the daemon and everything it started (systemd's KillMode=control-group)."""
         self.proc.kill9_tree()

@@ -1,0 +1,79 @@
+"""Watch a job from both ends: the runner's durable state in work_dir and the server's
+view, to time kills at a chosen stage and to judge the end result."""
+import hashlib
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import requests
+
+
+def local_state(work_dir: Path, job_id: str) -> Dict[str, Any]:
+    """The runner's state.json + progress.json of the job ({} when absent or mid-replace)."""
+    d = Path(work_dir) / "jobs" / job_id
+    out: Dict[str, Any] = {}
+    for name in ("state.json", "progress.json"):
+        try:
+            out.update(json.loads((d / name).read_text()))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def server_job(base_url: str, token: str, job_id: str) -> Dict[str, Any]:
+    r = requests.get("%s/api/v1/datasets/evaluation/jobs/%s" % (base_url, job_id),
+                     headers={"Authorization": "Token " + token}, timeout=30)
+    r.raise_for_status()
+    return r.json()
+
+
+def server_model(base_url: str, token: str, job_id: str) -> Optional[str]:
+    r = requests.get("%s/api/v1/datasets/evaluation/jobs/%s/model" % (base_url, job_id),
+                     headers={"Authorization": "Token " + token}, timeout=30)
+    return hashlib.sha256(r.content).hexdigest() if r.status_code == 200 else None
+
+
+def comparable(result: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """The result without what legitimately differs between runs (who ran it)."""
+    if result is None:
+        return None
+    out = dict(result)
+    out.pop("runner", None)
+    return out
+
+
+def wait_stage(work_dir: Path, job_id: str, stage: str, timeout: float, rng: random.Random,
+               finished) -> bool:
+    """Block until the job reaches ``stage`` (then a random extra delay typical of it).
+
+    Returns False when the job finished (``finished()``) before the moment came.
+    ``training`` waits for at least one new finished cell, so the kill lands mid-grid.
+    """
+    deadline = time.monotonic() + timeout
+    start_cells = None
+    while time.monotonic() < deadline:
+        if finished():
+            return False
+        st = local_state(work_dir, job_id)
+        s = st.get("stage")
+        if stage == "download" and s in ("claimed", "downloading"):
+            time.sleep(rng.uniform(0.0, 0.15))
+            return True
+        if stage == "training" and s == "training":
+            cells = st.get("cells_done")
+            if start_cells is None and cells is not None:
+                start_cells = cells
+            if cells is not None and cells > start_cells:
+                time.sleep(rng.uniform(0.0, 2.0))
+                return True
+        if stage == "upload" and (s == "uploading" or (Path(work_dir) / "jobs" / job_id /
+                                                       "result.json").exists()):
+            time.sleep(rng.uniform(0.0, 0.1))  # between the result file and the server's 201
+            return True
+        if stage == "any":
+            time.sleep(rng.uniform(0.0, 6.0))
+            return True
+        time.sleep(0.02)
+    raise TimeoutError("job %s never reached stage %s" % (job_id, stage))
