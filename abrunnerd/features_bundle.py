@@ -29,6 +29,7 @@ VERSION = 1
 CODEC_XZ = 1
 _HEADER = struct.Struct("<4sBBHQ")
 _FLT_MAX = 3.4028234663852886e38
+_INF = float("inf")
 DEFAULT_MAX_DECOMPRESSED = 4 * 1024 ** 3
 _FLOAT, _OTHER = "f", "o"
 
@@ -66,7 +67,7 @@ def _split(node: Any, floats: List[float], others: List[Any]) -> Any:
         return {key: _split(value, floats, others) for key, value in node.items()}
     if isinstance(node, list):
         return [_split(value, floats, others) for value in node]
-    if isinstance(node, float) and (abs(node) <= _FLT_MAX or node != node):
+    if isinstance(node, float) and not (_FLT_MAX < abs(node) < _INF):  # NaN and ±inf are float32 too
         floats.append(node)
         return _FLOAT
     if node is None or isinstance(node, (bool, int, float, str)):
