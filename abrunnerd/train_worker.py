@@ -43,6 +43,18 @@ def be_polite() -> None:
         libc.syscall(number, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << 13)
 
 
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+if __name__ == "__mp_main__":
+    # The trainer's pool processes are spawned and import this module as __mp_main__:
+    # tie them to the training process, so a kill -9 of the daemon (which kills the
+    # training process through its own PDEATHSIG) leaves nothing computing.
+    _die_with_parent()
+
+
 def load_dataset(job_dir: str, spec: Dict[str, Any]) -> Any:
     from abrunnerd.trainer import Dataset, load_dataset_dir
 

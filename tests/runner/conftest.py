@@ -224,6 +224,7 @@ def dbus_status(address: str) -> Dict[str, Any]:
 GRID_SMALL = ["--c-values", "-1", "1", "3", "5", "--gamma-values", "-3", "-5", "-7",
               "--preprocessing", "basic", "lowlevel", "normalized"]
 GRID_DEFAULT: List[str] = []
+GRID_MEDIUM = ["--preprocessing", "basic", "lowlevel"]  # AB's C and gamma values: 1440 cells
 
 
 def free_port() -> int:
