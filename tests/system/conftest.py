@@ -9,60 +9,22 @@ Where the sandbox cannot run (not root, no systemd-nspawn/mmdebstrap) the tests 
 with the reason; with ABRUNNERD_SYSTEM_TESTS=required (CI) they fail instead.
 """
 import glob
-import re
 import os
-import shutil
 import subprocess
 import time
-from typing import Dict, List, Optional
+from typing import Dict
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SANDBOX = os.path.join(ROOT, "tools", "debian-systemd-sandbox")
-BUILD_DEBS = os.path.join(ROOT, "tools", "build-debs")
-SUITES = ["bullseye", "bookworm", "trixie"]
-UPGRADE_SUFFIX = "+systemtest1"  # the "newer build" installed mid-job
-
-
-def _version() -> str:
-    with open(os.path.join(ROOT, "abrunnerd", "__init__.py")) as f:
-        for line in f:
-            if line.startswith("__version__"):
-                return line.split('"')[1]
-    raise RuntimeError("no __version__ in abrunnerd/__init__.py")
-
-
-def sandbox_unavailable() -> Optional[str]:
-    if os.geteuid() != 0:
-        return "needs root (systemd-nspawn, mounts, cgroups)"
-    for tool in ("systemd-nspawn", "mmdebstrap", "nsenter", "unshare", "setpriv"):
-        if not shutil.which(tool):
-            return "%s missing (apt-get install systemd-container mmdebstrap)" % tool
-    return None
-
-
-def build_unavailable() -> Optional[str]:
-    for tool in ("dpkg-buildpackage", "dh", "dh_python3", "debconf-updatepo"):
-        if not shutil.which(tool):
-            return "%s missing (apt-get install dpkg-dev debhelper dh-python po-debconf)" % tool
-    return None
-
-
-def require(why: Optional[str]) -> None:
-    """Skip with the reason, or fail when CI requires the system tests."""
-    if why is None:
-        return
-    if os.environ.get("ABRUNNERD_SYSTEM_TESTS") == "required":
-        pytest.fail("system tests are required (ABRUNNERD_SYSTEM_TESTS=required) but cannot run: " + why)
-    pytest.skip("system-test sandbox unavailable: " + why)
+from syshelpers import BUILD_DEBS, UPGRADE_SUFFIX, Sandbox, build_unavailable, known_breakage, \
+    require, sandbox_unavailable, version
 
 
 @pytest.fixture(scope="session")
 def debs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
     """{"first", "upgrade", "server", "upgrade_version", "dir", "changes"}: built once per session."""
-    version = _version()
-    upgrade_version = version + UPGRADE_SUFFIX
+    ver = version()
+    upgrade_version = ver + UPGRADE_SUFFIX
     prebuilt = os.environ.get("ABRUNNERD_DEB_DIR")
     if prebuilt:
         out = prebuilt
@@ -76,62 +38,22 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
             assert r.returncode == 0, "tools/build-debs failed:\n" + r.stdout
             print("built the .debs %s in %.1f s" % (" ".join(extra), time.monotonic() - t0))
     paths = {
-        "first": os.path.join(out, "abrunnerd_%s_all.deb" % version),
+        "first": os.path.join(out, "abrunnerd_%s_all.deb" % ver),
         "upgrade": os.path.join(out, "abrunnerd_%s_all.deb" % upgrade_version),
-        "server": os.path.join(out, "abserver_%s_all.deb" % version),
+        "server": os.path.join(out, "abserver_%s_all.deb" % ver),
     }
     for p in paths.values():
         assert os.path.exists(p), "missing %s (in %s: %s)" % (p, out, os.listdir(out))
     paths["upgrade_version"] = upgrade_version
     paths["dir"] = out
-    paths["changes"] = sorted(glob.glob(os.path.join(out, "abrunnerd_%s_*.changes" % version)))[0]
+    paths["changes"] = sorted(glob.glob(os.path.join(out, "abrunnerd_%s_*.changes" % ver)))[0]
     return paths
-
-
-class Sandbox:
-    """Runs a script inside a freshly booted container of one suite."""
-
-    def __init__(self, workdir: str) -> None:
-        self.workdir = workdir
-
-    def run(self, suite: str, script: str, src: Optional[str] = None, out: Optional[str] = None,
-            debs: List[str] = (), timeout: int = 900) -> subprocess.CompletedProcess:  # type: ignore
-        cmd = [SANDBOX, "-s", suite, "-t", str(timeout)]
-        for deb in debs:
-            cmd += ["-d", deb]
-        if src:
-            cmd += ["--src", src]
-        if out:
-            cmd += ["-o", out]
-        t0 = time.monotonic()
-        r = subprocess.run(cmd + [script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout + 120)
-        r.seconds = time.monotonic() - t0  # type: ignore[attr-defined]
-        return r
 
 
 @pytest.fixture
 def sandbox(tmp_path) -> Sandbox:
     require(sandbox_unavailable())
     return Sandbox(str(tmp_path))
-
-
-def known_breakage(suite: str) -> Optional[str]:
-    """A precise reason when the code under test has a known defect on this suite (the
-    test is then xfail, strict: it turns into a failure once the defect is fixed
-    without this check being updated)."""
-    if suite == "bullseye":
-        path = os.path.join(ROOT, "abrunnerd", "reporting", "dbus_service.py")
-        with open(path) as f:
-            src = f.read()
-        # dbus-python 1.2.16 (Debian 11) builds signals with inspect.getargspec, which
-        # raises ValueError on any annotated function: the daemon dies at start.
-        if re.search(r"@dbus\.service\.signal\([^\n]*\)\s*\n\s*def \w+\([^)]*:[^)]*\)|"
-                     r"@dbus\.service\.signal\([^\n]*\)\s*\n\s*def \w+\([^)]*\)\s*->", src):
-            return ("abrunnerd/reporting/dbus_service.py annotates a @dbus.service.signal method; "
-                    "dbus-python 1.2.16 on Debian 11 raises 'Function has keyword-only parameters "
-                    "or annotations' (inspect.getargspec) and the daemon exits at start")
-    return None
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from helpers.server import EXAMPLE_DATASET
+from syshelpers import SUITES
 
-SUITES = ["bullseye", "bookworm", "trixie"]
 SCENARIO = str(Path(__file__).parent / "scenarios" / "lifecycle.py")
 # A grid that keeps the training busy for tens of seconds inside the container on a
 # loaded 2-core machine (2 workers), so kill -9 and the upgrade land mid-training:

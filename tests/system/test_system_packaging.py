@@ -1,0 +1,39 @@
+"""The built packages themselves: lintian-clean, and the stdeb path still works.
+
+lintian runs on the host (no sandbox needed); the stdeb package is installed with apt
+into a booted Debian 12 container, where ``abrunnerctl --help`` must run.
+"""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from syshelpers import BUILD_DEBS, require  # noqa: E402
+
+SCENARIO = str(Path(__file__).parent / "scenarios" / "stdeb_smoke.sh")
+
+
+def test_lintian_clean(debs):
+    """No errors, no warnings (pedantic tags shown for information only)."""
+    require(None if shutil.which("lintian") else "lintian missing (apt-get install lintian)")
+    r = subprocess.run(["lintian", "--pedantic", "--display-info", debs["changes"]],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                       timeout=600)
+    tags = [line for line in r.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    print(r.stdout)
+    assert not tags, "lintian errors/warnings:\n" + "\n".join(tags)
+
+
+@pytest.mark.system
+def test_stdeb_package_installs_and_runs(sandbox, tmp_path):
+    require(None if os.path.exists("/usr/lib/python3/dist-packages/stdeb")
+            else "python3-stdeb missing (apt-get install python3-stdeb)")
+    out = tmp_path / "stdeb"
+    r = subprocess.run([BUILD_DEBS, "--stdeb", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=900)
+    assert r.returncode == 0, r.stdout
+    deb = r.stdout.strip().splitlines()[-1]
+    res = sandbox.run("bookworm", SCENARIO, debs=[deb], timeout=600)
+    assert res.returncode == 0 and "STDEB SMOKE PASSED" in res.stdout, res.stdout + res.stderr[-4000:]
