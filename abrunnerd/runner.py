@@ -34,6 +34,7 @@ log = logging.getLogger("abrunnerd")
 
 AUTH_BACKOFF = 900.0  # a rejected token will not fix itself soon; SIGHUP retries at once
 MAX_INTEGRITY_FAILURES = 5
+MAX_TRAIN_ATTEMPTS = 3  # runs of the training process per job before it is reported failed
 TICK = 0.2
 
 
@@ -388,6 +389,31 @@ class Runner:
             "job_id": job.id, "runner_name": self.cfg.runner_name, "seed": job.state.get("seed", 42),
             "options": details.get("options") or {}, "max_workers": self.cfg.max_workers,
             "source": "abdata" if job.local_only else "bundle", "dataset": details.get("dataset") or {}})
+        while True:
+            rc = self._run_training(job)
+            if rc == DONE and os.path.exists(files.result):
+                log.info("training of job %s finished", job.id,
+                         extra=job_fields(job.id, job.dataset_id, "training", 1.0))
+                return
+            if rc == STOPPED:
+                raise Stopping()  # someone else sent the worker SIGTERM: treat like a stop, keep the job
+            error = _read_error(files.error)
+            if rc == DATASET_ERROR:
+                self.report_failure(job, error or "the dataset could not be used")
+            # A crash or a kill (the OOM killer, an administrator): the checkpoint holds every
+            # finished cell, so start again from there, a few times, before giving up.
+            attempts = int(job.state.get("train_attempts", 0)) + 1
+            job.state = self.store.update(job.id, train_attempts=attempts)
+            how = "killed by signal %d" % -rc if rc < 0 else "exit status %d" % rc
+            reason = "training process failed (%s)%s" % (how, ": " + error if error else "")
+            if attempts >= MAX_TRAIN_ATTEMPTS:
+                self.report_failure(job, "%s, %d times in a row" % (reason, attempts))
+            log.warning("job %s: %s; restarting it from the checkpoint (attempt %d of %d)", job.id, reason,
+                        attempts + 1, MAX_TRAIN_ATTEMPTS, extra=job_fields(job.id, job.dataset_id, "training"))
+
+    def _run_training(self, job: Job) -> int:
+        """One run of the training process; returns its exit status."""
+        files = job.files
         for leftover in (files.error, files.progress):
             if os.path.exists(leftover):
                 os.unlink(leftover)
@@ -429,19 +455,9 @@ class Runner:
                 self.end_unfinished(job)
             self.tick(job, "paused" if proc.paused else "training")
             time.sleep(TICK)
-        self.store.update(job.id, worker_pgid=None)
-        if rc == DONE and os.path.exists(files.result):
-            log.info("training of job %s finished", job.id, extra=job_fields(job.id, job.dataset_id, "training", 1.0))
-            return
-        if rc == STOPPED:
-            raise Stopping()  # someone else sent the worker SIGTERM: treat like a stop, keep the job
-        error = _read_error(files.error)
-        if rc == DATASET_ERROR:
-            reason = error or "the dataset could not be used"
-        else:
-            how = "killed by signal %d" % -rc if rc < 0 else "exit status %d" % rc
-            reason = "training process failed (%s)%s" % (how, ": " + error if error else "")
-        self.report_failure(job, reason)
+        job.state = self.store.update(job.id, worker_pgid=None)
+        proc.stop(grace=0.5)  # reap what is left of its group (pool processes)
+        return rc
 
     def _control(self, job: Job, proc: TrainingProcess, request: str) -> None:
         if request == "pause" and not proc.paused:

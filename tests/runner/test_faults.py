@@ -292,3 +292,15 @@ def test_dataset_with_nan_fails_job_and_daemon_carries_on(owner, daemon_factory,
     wait_job_status(srv, token, good, "done")
     assert d.proc.poll() is None
     print("NaN job failed with: %s" % details["status_msg"])
+
+
+def test_training_process_killed_restarts_from_checkpoint(owner, daemon_factory):
+    """The OOM killer or an administrator kills the training process, not the daemon."""
+    srv, token, dataset = owner
+    job = srv.submit(dataset, *GRID_MEDIUM)
+    d = daemon_factory({"server_url": server_root(srv)}, token=token).start()
+    _wait_mid_training(d, job)
+    os.kill(held_state(d.work_dir, job)["worker_pgid"], signal.SIGKILL)
+    d.wait_log("restarting it from the checkpoint (attempt 2 of 3)")
+    wait_job_status(srv, token, job, "done")
+    assert d.proc.poll() is None
