@@ -58,16 +58,30 @@ def _report(out: str, suite: str, result) -> dict:
 @pytest.mark.parametrize("suite", SUITES)
 def test_install_idle_purge(suite, sandbox, debs, tmp_path, xfail_known):
     """The package path alone (no job server): install, idle with the token hint, hardening,
-    status over the bus, purge."""
+    status over the bus, an upgrade leaves a stopped runner stopped, the sysvinit script
+    (python-daemon mode), purge."""
     xfail_known(suite)
     src, out = _prepare(tmp_path, debs, {"server_url": "http://127.0.0.1:9", "token": "unused",
                                          "job_id": "none",
                                          "stages": ["install", "idle", "files", "security",
-                                                    "status_idle", "purge"]})
+                                                    "status_idle", "upgrade_stopped", "sysvinit",
+                                                    "purge"]})
     r = sandbox.run(suite, SCENARIO, src=src, out=out, timeout=600)
     _report(out, suite, r)
     assert r.returncode == 0, "scenario failed on %s (exit %d):\n%s\n%s" % (
         suite, r.returncode, r.stdout[-8000:], r.stderr[-4000:])
+
+
+@pytest.mark.system
+def test_debconf_token(sandbox, debs, tmp_path):
+    """A preseeded debconf token is written 0640 root:abrunner and not kept by debconf."""
+    src, out = _prepare(tmp_path, debs, {"server_url": "http://127.0.0.1:9", "token": "preseeded-" + "x" * 20,
+                                         "job_id": "none",
+                                         "stages": ["preseed", "install", "debconf_token", "purge"]})
+    r = sandbox.run("bookworm", SCENARIO, src=src, out=out, timeout=600)
+    _report(out, "bookworm", r)
+    assert r.returncode == 0, "scenario failed (exit %d):\n%s\n%s" % (r.returncode, r.stdout[-8000:],
+                                                                       r.stderr[-4000:])
 
 
 @pytest.mark.system

@@ -218,6 +218,52 @@ def stage_status_idle() -> None:
     REPORT["observed"]["pause_as_user"] = denied.stdout.strip()
 
 
+def stage_preseed() -> None:
+    """An admin preseeds the token (debconf password question) before installing."""
+    sh("echo 'abrunnerd abrunnerd/token password %s' | debconf-set-selections" % PARAMS["token"])
+
+
+def stage_debconf_token() -> None:
+    """The preseeded token became a 0640 root:abrunner file; debconf keeps no copy."""
+    st = os.stat(TOKEN_FILE)
+    check((st.st_uid, oct(st.st_mode & 0o7777)) == (0, "0o640"), "token file root 0640",
+          (st.st_uid, oct(st.st_mode)))
+    check(st.st_gid == pwd.getpwnam("abrunner").pw_gid, "token file group abrunner", st.st_gid)
+    check(open(TOKEN_FILE).read().strip() == PARAMS["token"], "token file holds the preseeded token")
+    leaks = sh("grep -rl -F %s /var/cache/debconf/ 2>/dev/null || true" % shlex.quote(PARAMS["token"]))
+    check(not leaks.strip(), "debconf keeps no copy of the token", leaks)
+    poll(lambda: bus_status().get("state") not in ("no-token", "", None), 60, "the daemon to use the token")
+    check(show("ActiveState") == "active", "active with a token and no reachable server", show("ActiveState"))
+
+
+def stage_upgrade_stopped() -> None:
+    """An upgrade does not start a runner the admin stopped (try-restart semantics)."""
+    sh("systemctl stop %s" % UNIT)
+    deb = PARAMS["debs"]["upgrade"]
+    sh("cd %s && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./%s" % (SRC, deb), timeout=600)
+    check(sh("dpkg-query -W -f '${Version}' abrunnerd") == PARAMS["upgrade_version"], "upgraded")
+    check(show("ActiveState") == "inactive", "a stopped runner stays stopped across an upgrade",
+          show("ActiveState"))
+    check(show("UnitFileState") == "enabled", "still enabled", show("UnitFileState"))
+
+
+def stage_sysvinit() -> None:
+    """The init script (hosts without systemd): abrunnerd --daemon --pidfile as user abrunner."""
+    init = "_SYSTEMCTL_SKIP_REDIRECT=1 SYSTEMCTL_SKIP_REDIRECT=1 /etc/init.d/abrunnerd"
+    pidfile = "/run/abrunnerd/abrunnerd.pid"
+    sh("%s start" % init)
+    pid = poll(lambda: open(pidfile).read().strip() if os.path.exists(pidfile) else None, 60,
+               "the init script's pidfile")
+    check(os.path.exists("/proc/%s" % pid), "the daemon runs", pid)
+    check(pwd.getpwuid(os.stat("/proc/%s" % pid).st_uid).pw_name == "abrunner", "it runs as abrunner")
+    poll(lambda: bus_status().get("state") == "no-token", 60, "its D-Bus status (no-token)")
+    check(subprocess.run(init + " status", shell=True).returncode == 0, "init script status: running")
+    sh("%s stop" % init)
+    poll(lambda: not os.path.exists("/proc/%s" % pid), 60, "the daemon to stop")
+    check(subprocess.run(init + " status", shell=True, stdout=subprocess.DEVNULL).returncode != 0,
+          "init script status: not running")
+
+
 def stage_configure() -> None:
     """What the admin does: token file, server URL, restart."""
     tmp = TOKEN_FILE + ".new"
@@ -378,14 +424,17 @@ def stage_purge() -> None:
     check(not left, "nothing left behind after purge", left)
 
 
-STAGES = [("install", stage_install), ("idle", stage_idle), ("files", stage_files),
-          ("security", stage_security), ("status_idle", stage_status_idle), ("configure", stage_configure),
+STAGES = [("preseed", stage_preseed), ("install", stage_install), ("debconf_token", stage_debconf_token), ("idle", stage_idle), ("files", stage_files),
+          ("security", stage_security), ("status_idle", stage_status_idle),
+          ("upgrade_stopped", stage_upgrade_stopped), ("sysvinit", stage_sysvinit), ("configure", stage_configure),
           ("claim", stage_claim), ("progress", stage_progress), ("kill9", stage_kill9),
           ("upgrade", stage_upgrade), ("finish", stage_finish), ("purge", stage_purge)]
 
+OPTIONAL = ("preseed", "debconf_token", "upgrade_stopped", "sysvinit")  # other tests ask for these
+
 
 def main() -> int:
-    wanted = PARAMS.get("stages") or [name for name, _ in STAGES]
+    wanted = PARAMS.get("stages") or [name for name, _ in STAGES if name not in OPTIONAL]
     t_all = time.monotonic()
     rc = 0
     for name, fn in STAGES:
