@@ -13,7 +13,7 @@ class ServerConfig:
     max_model_bytes: int = 256 * 1024 * 1024  # the .history part
     spot_check_cells: int = 2  # cells recomputed per upload; 0 disables
     spot_check_max_recordings: int = 600  # larger snapshots are not spot-checked
-    spot_check_tolerance: float = 0.2  # max |accuracy difference| of a cell (fraction, 0..1)
+    spot_check_tolerance: float = 0.1  # max |fold accuracy difference| of a cell (fraction, 0..1)
 
     def validate(self) -> None:
         problems = []

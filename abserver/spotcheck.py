@@ -42,6 +42,9 @@ def spot_check(job: Any, snapshot: Dict[str, Any], options: Dict[str, Any], resu
     chosen = rng.sample(cells, min(config.spot_check_cells, len(cells)))
     recomputed = _evaluate(job, snapshot, options, [(params, fold) for params, fold, _c, _t in chosen])
     for (params, fold, correct, total), (r_correct, r_total) in zip(chosen, recomputed):
+        if r_total is None:
+            raise invalid("spot_check_failed", "combination %s fold %d: the result says it trained, but it "
+                          "fails on the server's trainer" % (params, fold))
         if r_total != total:
             raise invalid("spot_check_failed", "combination %s fold %d: the result evaluates %d recordings, "
                           "the server's recomputation %d" % (params, fold, total, r_total))

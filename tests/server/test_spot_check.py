@@ -1,0 +1,90 @@
+"""The spot check recomputes grid cells with the project's trainer: honest results pass, forged ones do not.
+
+The runner side is played by this test: it downloads the features bundle over HTTP,
+trains the job's small grid with ``abrunnerd.trainer`` exactly as a runner would,
+and uploads the result and the Gaia history.
+"""
+import copy
+import subprocess
+import sys
+
+import pytest
+import requests
+from helpers.jobflow import claim, details, upload
+from helpers.server import REPO
+
+trainer = pytest.importorskip("abrunnerd.trainer", reason="abrunnerd.trainer (numpy, scikit-learn) not importable")
+from abrunnerd.features_bundle import decode_bundle  # noqa: E402
+from abrunnerd.gaia.history import dumps_history  # noqa: E402
+
+GRID = ("--c-values", "1", "3", "--gamma-values", "-3", "-5", "--preprocessing", "basic")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A server checking every cell with a tight tolerance, and one honestly trained upload for it."""
+    from helpers.server import ServerProcess
+
+    srv = ServerProcess(tmp_path_factory.mktemp("spot"), args=(
+        "--spot-check-cells", "1000", "--spot-check-tolerance", "0.05")).start()
+    token = srv.add_user("alice")
+    dataset = srv.import_dataset(owner="alice")
+    jobs = [srv.submit(dataset, *GRID) for _ in range(2)]
+    job = details(srv, token, jobs[0])
+    lease = claim(srv, token, jobs[0]).json()
+    bundle = requests.get(lease["features_url"], headers=srv.auth(token)).content
+    documents, artists = {}, {}
+    for mbid, doc, artist in decode_bundle(bundle):
+        documents[mbid], artists[mbid] = doc, artist
+    groundtruth = {m: c["name"] for c in job["dataset"]["classes"] for m in c["recordings"]}
+    ds = trainer.Dataset(name=job["dataset"]["name"], groundtruth=groundtruth, documents=documents, artists=artists)
+    res = trainer.train(ds, trainer.TrainOptions.from_job_options(job["options"], seed=job["seed"]), workers=1)
+    result = res.to_result_json()
+    result["runner"] = {"name": "spot-test", "version": "0", "python": "3", "sklearn": "x", "numpy": "x"}
+    yield srv, token, jobs, lease["lease_id"], result, dumps_history(res.model.steps)
+    srv.stop()
+
+
+def forged(result):
+    """Every cell perfect: consistent in itself, so only recomputation can catch it."""
+    out = copy.deepcopy(result)
+    for combo in out["combinations"]:
+        if combo["status"] == "ok":
+            combo["fold_correct"] = list(combo["fold_total"])
+            combo["accuracy"] = 100.0
+    out["accuracy"] = 100.0
+    out["confusion_matrix"] = {cls: {cls: sum(row.values())} for cls, row in result["confusion_matrix"].items()}
+    return out
+
+
+def test_forged_result_is_refused_by_the_spot_check(trained):
+    srv, token, jobs, lease_id, result, model = trained
+    fake = forged(result)
+    assert fake != result, "the honest result is not perfect on this dataset"
+    r = upload(srv, token, jobs[0], lease_id, fake, model=model)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "spot_check_failed"
+    assert "recomputation" in r.json()["message"]
+    assert details(srv, token, jobs[0])["status"] == "running"
+
+
+def test_honest_result_passes_the_spot_check(trained):
+    srv, token, jobs, lease_id, result, model = trained
+    r = upload(srv, token, jobs[0], lease_id, result, model=model)
+    assert r.status_code == 201, r.text
+    assert details(srv, token, jobs[0])["result"]["accuracy"] == result["accuracy"]
+
+
+def test_result_without_fold_details_cannot_be_checked(trained):
+    srv, token, jobs, _lease, result, model = trained
+    lease_id = claim(srv, token, jobs[1]).json()["lease_id"]
+    bare = {k: v for k, v in result.items() if k != "combinations"}
+    r = upload(srv, token, jobs[1], lease_id, bare, model=model)
+    assert r.status_code == 422 and r.json()["code"] == "missing_combinations"
+
+
+def test_server_starts_without_numpy():
+    code = ("import sys; from abserver.cli import build_parser; from abserver import app, api, spotcheck; "
+            "sys.exit(1 if 'numpy' in sys.modules or 'sklearn' in sys.modules else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True)
+    assert done.returncode == 0, "the server imports numpy at startup: " + done.stderr
