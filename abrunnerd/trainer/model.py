@@ -46,8 +46,8 @@ class FinalModel:
     class_mapping: List[str]
 
     def predict(self, documents: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-        """``{mbid: {"value": class, "all": {class: probability}}}``, one fresh replay per document."""
-        return {mbid: predict_document(self.steps, doc, mbid) for mbid, doc in documents.items()}
+        """``{mbid: {"value": class, "all": {class: probability}}}`` (as a fresh GaiaTransform per document)."""
+        return predict_documents(self.steps, documents)
 
 
 def fit_final(frame: Frame, head: List[Step], y: np.ndarray, class_mapping: List[str], slug: str,
@@ -107,9 +107,11 @@ def _fixlength(frame: Frame, names: Sequence[str], following: Layout, mbid: str)
     return frame
 
 
-def apply_steps(steps: List[Step], frame: Frame, mbid: str = "") -> Any:
-    """Run a history's appliers on a frame; returns the probabilities if an svmpredict step runs."""
+def apply_steps(steps: List[Step], frame: Frame, mbid: str = "", start: int = 0, stop: int = -1) -> Any:
+    """Run a history's appliers ``start..stop-1`` on a frame; returns the probabilities if svmpredict runs."""
     for k, step in enumerate(steps):
+        if k < start or (stop >= 0 and k >= stop):
+            continue
         following = steps[k + 1].input_layout if k + 1 < len(steps) else None
         names = list(step.params.get("descriptorNames", []) or [])
         if step.applier == "removedesc":
@@ -140,9 +142,46 @@ def apply_steps(steps: List[Step], frame: Frame, mbid: str = "") -> Any:
     return frame
 
 
-def predict_document(steps: List[Step], doc: Dict[str, Any], mbid: str) -> Dict[str, Any]:
+def _fixed_prefix(steps: List[Step]) -> int:
+    """Number of leading steps that must run per document (up to and including fixlength)."""
+    for k, step in enumerate(steps):
+        if step.applier == "fixlengthapplier":
+            return k + 1
+    return 0
+
+
+def _stack(frames: List[Frame]) -> Frame:
+    first = frames[0]
+    values = {n: np.concatenate([f.values[n] for f in frames], axis=0) for n in first.values}
+    return Frame([f.ids[0] for f in frames], values, dict(first.types), dict(first.enum_maps))
+
+
+def predict_documents(steps: List[Step], documents: Dict[str, Dict[str, Any]],
+                      batch: int = 256) -> Dict[str, Dict[str, Any]]:
+    """Replay the steps on many documents: per document up to fixlength, then in batches.
+
+    Every later applier works row by row (enum codes for unseen strings are handed out
+    per document), so batching gives what one GaiaTransform per document gives.
+    """
     svm = next(s for s in steps if s.applier == "svmpredict")
     mapping = list(svm.params["classMapping"])
-    probs = apply_steps(steps, document_frame(steps[0].input_layout, doc, mbid), mbid)[0]
-    best = int(np.argmax(probs))
-    return {"value": mapping[best], "all": {cls: float(probs[i]) for i, cls in enumerate(mapping)}}
+    head = _fixed_prefix(steps)
+    if head == 0:
+        raise PredictionError("the model has no fixlength step; cannot batch documents")
+    out: Dict[str, Dict[str, Any]] = {}
+    ids = list(documents)
+    for start in range(0, len(ids), batch):
+        frames = []
+        for mbid in ids[start:start + batch]:
+            frame = document_frame(steps[0].input_layout, documents[mbid], mbid)
+            frames.append(apply_steps(steps[:head] + [steps[head]], frame, mbid, stop=head))
+        probs = apply_steps(steps, _stack(frames), "", start=head)
+        for row, frame in enumerate(frames):
+            best = int(np.argmax(probs[row]))
+            out[frame.ids[0]] = {"value": mapping[best],
+                                 "all": {cls: float(probs[row, i]) for i, cls in enumerate(mapping)}}
+    return out
+
+
+def predict_document(steps: List[Step], doc: Dict[str, Any], mbid: str) -> Dict[str, Any]:
+    return predict_documents(steps, {mbid: doc})[mbid]
