@@ -5,7 +5,7 @@ client's timeout, or truncates / corrupts a download, as the test's rules file s
     python3 tests/runner/faultproxy.py UPSTREAM PORT_FILE RULES_FILE LOG_FILE
 
 RULES_FILE is JSON, re-read on every request: a list of
-``{"path": substring, "method": "GET"|..., "action": "500"|"timeout"|"truncate"|"corrupt"|"drop"|"lose_answer",
+``{"path": substring, "method": "GET"|..., "action": "500"|"timeout"|"truncate"|"corrupt"|"drop"|"lose_answer"|"404",
 "count": n}``; each matching request uses up one of ``count``. Every request is logged
 to LOG_FILE as ``METHOD PATH -> STATUS/ACTION``.
 """
@@ -54,9 +54,14 @@ class Proxy(BaseHTTPRequestHandler):
         return None
 
     def _log(self, what):
+        path, _, query = self.path.partition("?")
+        ids = ""
+        if "recording_ids=" in query:
+            from urllib.parse import parse_qs
+            ids = " ids=%d" % len(parse_qs(query).get("recording_ids", [""])[0].split(";"))
         with self.lock:
             with open(self.log_file, "a") as f:
-                f.write("%s %s -> %s\n" % (self.command, self.path.split("?")[0], what))
+                f.write("%s %s%s -> %s\n" % (self.command, path, ids, what))
 
     def _handle(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -66,6 +71,15 @@ class Proxy(BaseHTTPRequestHandler):
             self._log("500/injected")
             data = b'{"code": "injected", "message": "fault injector: 500", "error": "fault injector: 500"}'
             self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if action == "404":  # an endpoint this server does not have (AcousticBrainz's API only)
+            self._log("404/injected")
+            data = b'{"message": "Not Found"}'
+            self.send_response(404)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

@@ -304,3 +304,32 @@ def test_training_process_killed_restarts_from_checkpoint(owner, daemon_factory)
     d.wait_log("restarting it from the checkpoint (attempt 2 of 3)")
     wait_job_status(srv, token, job, "done")
     assert d.proc.poll() is None
+
+
+def test_server_with_only_acousticbrainz_api(owner, daemon_factory, proxy_factory):
+    """No claim/ping/upload endpoints (decisions.md 6): features through /low-level, 25 ids a
+    request; the result and model are kept under work_dir/results/<job_id>/ and the log says so."""
+    srv, token, dataset = owner
+    job = srv.submit(dataset, "--c-values", "1", "--gamma-values", "-3", "--preprocessing", "basic")
+    proxy = proxy_factory(server_root(srv))
+    proxy.rules([{"path": p, "action": "404", "count": 1000}
+                 for p in ("/claim", "/whoami", "/ping", "/features", "/result", "/fail")])
+    d = daemon_factory({"server_url": proxy.url}, token=token).start()
+    d.wait_log("has no claim endpoint (AcousticBrainz's API only)")
+    kept = os.path.join(d.work_dir, "results", job)
+    d.wait_log("finished: accuracy")
+    with open(os.path.join(kept, "result.json")) as f:
+        result = json.load(f)
+    assert result["dataset"]["n_recordings"] == 60
+    with open(os.path.join(kept, "model.history"), "rb") as f:
+        assert f.read(4) == b"\x6a\xea\x72\x3d"
+    lowlevel = [l for l in proxy.log().splitlines() if "/low-level" in l]
+    assert len(lowlevel) == 3 and all(" ids=" in l and int(l.split(" ids=")[1].split()[0]) <= 25 for l in lowlevel)
+    assert "kept in " + kept in d.current_output()
+    # Not trained twice: the job stays pending on a server that cannot take results, and later
+    # polls skip it.
+    assert job_details(srv, token, job)["status"] == "pending"
+    polls = lambda: proxy.log().count("GET /api/v1/datasets/evaluation/jobs -> 200")  # noqa: E731
+    after = polls()
+    wait_for(lambda: polls() >= after + 2, what="two more polls")
+    assert d.current_output().count("has no claim endpoint") == 1
