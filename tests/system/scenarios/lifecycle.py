@@ -236,6 +236,27 @@ def stage_debconf_token() -> None:
     check(show("ActiveState") == "active", "active with a token and no reachable server", show("ActiveState"))
 
 
+def stage_watchdog() -> None:
+    """The idle daemon feeds the watchdog: with WatchdogSec=4 systemd sees pings keep coming."""
+    dropin = "/etc/systemd/system/%s.d/watchdog-test.conf" % UNIT
+    os.makedirs(os.path.dirname(dropin), exist_ok=True)
+    with open(dropin, "w") as f:
+        f.write("[Service]\nWatchdogSec=4\n")
+    sh("systemctl daemon-reload && systemctl restart %s" % UNIT)
+    stamps = set()
+
+    def pinged_three_times() -> bool:
+        stamps.add(show("WatchdogTimestampMonotonic"))
+        return len(stamps - {"0", ""}) >= 3
+
+    poll(pinged_three_times, 60, "three watchdog pings from the idle daemon", interval=0.5)
+    check(show("NRestarts") == "0" and show("ActiveState") == "active", "no watchdog restart",
+          (show("NRestarts"), show("ActiveState")))
+    os.unlink(dropin)
+    os.rmdir(os.path.dirname(dropin))
+    sh("systemctl daemon-reload && systemctl restart %s" % UNIT)
+
+
 def stage_upgrade_stopped() -> None:
     """An upgrade does not start a runner the admin stopped (try-restart semantics)."""
     sh("systemctl stop %s" % UNIT)
@@ -424,13 +445,15 @@ def stage_purge() -> None:
     check(not left, "nothing left behind after purge", left)
 
 
-STAGES = [("preseed", stage_preseed), ("install", stage_install), ("debconf_token", stage_debconf_token), ("idle", stage_idle), ("files", stage_files),
-          ("security", stage_security), ("status_idle", stage_status_idle),
-          ("upgrade_stopped", stage_upgrade_stopped), ("sysvinit", stage_sysvinit), ("configure", stage_configure),
-          ("claim", stage_claim), ("progress", stage_progress), ("kill9", stage_kill9),
-          ("upgrade", stage_upgrade), ("finish", stage_finish), ("purge", stage_purge)]
+STAGES = [("preseed", stage_preseed), ("install", stage_install), ("debconf_token", stage_debconf_token),
+          ("idle", stage_idle), ("files", stage_files), ("security", stage_security),
+          ("status_idle", stage_status_idle), ("watchdog", stage_watchdog),
+          ("upgrade_stopped", stage_upgrade_stopped), ("sysvinit", stage_sysvinit),
+          ("configure", stage_configure), ("claim", stage_claim), ("progress", stage_progress),
+          ("kill9", stage_kill9), ("upgrade", stage_upgrade), ("finish", stage_finish),
+          ("purge", stage_purge)]
 
-OPTIONAL = ("preseed", "debconf_token", "upgrade_stopped", "sysvinit")  # other tests ask for these
+OPTIONAL = ("preseed", "debconf_token", "watchdog", "upgrade_stopped", "sysvinit")  # other tests ask for these
 
 
 def main() -> int:
