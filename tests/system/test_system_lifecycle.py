@@ -58,8 +58,8 @@ def _report(out: str, suite: str, result) -> dict:
 @pytest.mark.parametrize("suite", SUITES)
 def test_install_idle_purge(suite, sandbox, debs, tmp_path, xfail_known):
     """The package path alone (no job server): install, idle with the token hint, hardening,
-    status over the bus, the idle daemon feeds the watchdog, an upgrade leaves a stopped runner stopped, the sysvinit script
-    (python-daemon mode), purge."""
+    status over the bus, the idle daemon feeds the watchdog, an upgrade leaves a stopped
+    runner stopped, the sysvinit script (python-daemon mode), purge."""
     xfail_known(suite)
     src, out = _prepare(tmp_path, debs, {"server_url": "http://127.0.0.1:9", "token": "unused",
                                          "job_id": "none",

@@ -402,8 +402,11 @@ def stage_finish() -> None:
     job = PARAMS["job_id"]
     poll(lambda: journal(0, MESSAGE_ID=MSG_FINISHED, JOB_ID=job), 600, "the job-finished journal record",
          interval=1)
-    details = poll(lambda: (lambda d: d if d.get("status") == "done" else None)(api("/datasets/evaluation/jobs/" + job)),
-                   60, "the job to be done on the server")
+    def done() -> Optional[Dict[str, Any]]:
+        d = api("/datasets/evaluation/jobs/" + job)
+        return d if d.get("status") == "done" else None
+
+    details = poll(done, 60, "the job to be done on the server")
     result = details.get("result") or {}
     check("accuracy" in result and "confusion_matrix" in result, "the server has the result", result)
     model = api("/datasets/evaluation/jobs/%s/model" % job, raw=True)
