@@ -63,7 +63,8 @@ def run(args: argparse.Namespace, cfg: Config, token: Optional[Secret]) -> int:
     from abrunnerd.status import RunnerStatus
 
     target = "syslog" if args.daemon and cfg.log_target == "auto" else cfg.log_target
-    setup_logging(target, args.log_level or cfg.log_level)
+    fallback = os.path.join(cfg.work_dir, "abrunnerd.log") if args.daemon else None  # stderr is gone
+    setup_logging(target, args.log_level or cfg.log_level, fallback)
     signals = Signals()
     _install_signal_handlers(signals)
     log.info("abrunnerd %s starting (server %s, runner %s, work_dir %s)", __version__, cfg.server_url,

@@ -24,8 +24,10 @@ class _StderrFormatter(logging.Formatter):
         return text
 
 
-def setup_logging(target: str = "auto", level: str = "info") -> str:
-    """Install one handler on the ``abrunnerd`` logger; return the target chosen."""
+def setup_logging(target: str = "auto", level: str = "info", fallback_file: Optional[str] = None) -> str:
+    """Install one handler on the ``abrunnerd`` logger; return the target chosen.
+
+    ``fallback_file`` replaces stderr as the last resort (a detached daemon has none)."""
     logger = logging.getLogger(LOGGER_NAME)
     for h in list(logger.handlers):
         logger.removeHandler(h)
@@ -41,6 +43,10 @@ def setup_logging(target: str = "auto", level: str = "info") -> str:
         handler = logging.handlers.SysLogHandler(address="/dev/log",
                                                  facility=logging.handlers.SysLogHandler.LOG_DAEMON)
         handler.setFormatter(_StderrFormatter("abrunnerd[%(process)d]: %(message)s"))
+    if handler is None and fallback_file:
+        chosen = fallback_file
+        handler = logging.FileHandler(fallback_file)
+        handler.setFormatter(_StderrFormatter("%(asctime)s abrunnerd[%(process)d] %(levelname)s: %(message)s"))
     if handler is None:
         chosen = "stderr"
         handler = logging.StreamHandler(sys.stderr)
