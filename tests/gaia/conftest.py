@@ -8,6 +8,7 @@ tests instead of skipping them.
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Dict, List
 
@@ -66,17 +67,47 @@ def oracle_python() -> str:
 
 
 class Oracle:
-    """Runs ``oracle_worker.py`` in the Essentia venv: one fresh GaiaTransform per document."""
+    """Runs ``oracle_worker.py`` in the Essentia venv: one fresh GaiaTransform per document.
+
+    Documents are split over (at most) two worker processes, the machine's core budget.
+    """
+
+    WORKERS = 2
 
     def __init__(self, python: str) -> None:
         self.python = python
 
     def apply(self, history: Path, documents: List[Path]) -> Dict[str, dict]:
-        proc = subprocess.run([self.python, str(ORACLE_WORKER), str(history)] + [str(d) for d in documents],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                              timeout=600)
-        assert proc.returncode == 0, "oracle worker failed: %s" % proc.stderr[-2000:]
-        return json.loads(proc.stdout)
+        """{document path: output pool} for one history."""
+        return self.apply_many([history], documents)[str(history)]
+
+    def apply_many(self, histories: List[Path], documents: List[Path]) -> Dict[str, Dict[str, dict]]:
+        """{history path: {document path: output pool}}; each document is loaded once per worker."""
+        docs = [str(d) for d in documents]
+        chunks = [docs[i::self.WORKERS] for i in range(self.WORKERS) if docs[i::self.WORKERS]]
+        with tempfile.TemporaryDirectory() as tmp:
+            procs = []
+            for i, chunk in enumerate(chunks):
+                out = open(os.path.join(tmp, "out%d.json" % i), "w+")
+                err = open(os.path.join(tmp, "err%d.txt" % i), "w+")
+                cmd = [self.python, str(ORACLE_WORKER)] + [str(h) for h in histories] + ["--"] + chunk
+                procs.append((subprocess.Popen(cmd, stdout=out, stderr=err), out, err))
+            results = {str(h): {} for h in histories}  # type: Dict[str, Dict[str, dict]]
+            for proc, out, err in procs:
+                try:
+                    rc = proc.wait(timeout=1800)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+                out.seek(0)
+                err.seek(0)
+                assert rc == 0, "oracle worker failed: %s" % err.read()[-2000:]
+                for h, pools in json.loads(out.read()).items():
+                    results[h].update(pools)
+                out.close()
+                err.close()
+        return results
 
     @staticmethod
     def svm_output(pool: dict, class_name: str) -> dict:

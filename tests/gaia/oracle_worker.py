@@ -5,10 +5,12 @@ Runs inside the Python 3.9 venv built by ``tools/essentia-oracle-venv`` (essenti
 nothing from abrunnerd.  Usage:
 
     oracle_worker.py --self-test
-    oracle_worker.py HISTORY DOC.json [DOC.json ...]   # prints {doc path: {pool key: value}}
+    oracle_worker.py HISTORY [HISTORY ...] -- DOC.json [DOC.json ...]
+        prints {history: {doc path: {pool key: value}}}
 
-Every document gets a fresh GaiaTransform (appliers keep state between computes,
-gaia-transform-output.md §5); a document that fails gets ``{"error": message}``.
+Every (history, document) pair gets a fresh GaiaTransform (appliers keep state between
+computes, gaia-transform-output.md §5); each document is loaded once and applied to
+every history.  A pair that fails gets ``{"error": message}``.
 """
 import json
 import os
@@ -34,10 +36,15 @@ def quiet_essentia():
     return essentia
 
 
-def apply(history, doc_path):
+def load_pool(doc_path):
     import essentia.standard as es
 
-    pool = es.YamlInput(filename=doc_path, format="json")()
+    return es.YamlInput(filename=doc_path, format="json")()
+
+
+def apply(history, pool):
+    import essentia.standard as es
+
     out = es.GaiaTransform(history=history)(pool)
     result = {}
     for key in out.descriptorNames():
@@ -83,17 +90,25 @@ def self_test():
 def main(argv):
     if argv[1:] == ["--self-test"]:
         return self_test()
-    if len(argv) < 3:
+    if "--" not in argv[2:]:
         print(__doc__, file=sys.stderr)
         return 2
+    split = argv.index("--", 2)
+    histories, docs = argv[1:split], argv[split + 1:]
     quiet_essentia()
-    history, docs = argv[1], argv[2:]
-    results = {}
+    results = {h: {} for h in histories}
     for doc in docs:
         try:
-            results[doc] = apply(history, doc)
+            pool = load_pool(doc)
         except Exception as exc:
-            results[doc] = {"error": str(exc)}
+            for h in histories:
+                results[h][doc] = {"error": "cannot load %s: %s" % (doc, exc)}
+            continue
+        for h in histories:
+            try:
+                results[h][doc] = apply(h, pool)
+            except Exception as exc:
+                results[h][doc] = {"error": str(exc)}
     json.dump(results, sys.stdout)
     return 0
 

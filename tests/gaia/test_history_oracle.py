@@ -12,7 +12,7 @@ import pytest
 
 from abrunnerd.gaia.chain import FIXED, REAL, STRING, VARIABLE, Descriptor, Layout, Step, StringList, SvmModel
 from abrunnerd.gaia.history import loads_history, read_history, write_history
-from conftest import AB_REAL_SMALL
+from conftest import AB_REAL_SMALL, Oracle
 
 pytestmark = pytest.mark.oracle
 TOLERANCE = 1e-6
@@ -129,21 +129,42 @@ C_EXP, GAMMA_EXP = 3, -5
 
 
 @pytest.fixture(scope="module")
-def small_dataset():
+def trained_models(tmp_path_factory, oracle):
+    """Train every (preprocessing, kernel) model once, write it, and apply all of them in one oracle run.
+
+    One run loads each document once for all ten histories (fresh GaiaTransform per pair).
+    A model that fails to train is recorded and reported by its own test.
+    """
     trainer = pytest.importorskip("abrunnerd.trainer", reason="abrunnerd.trainer is not importable")
-    if not hasattr(trainer, "train") or not hasattr(trainer, "load_dataset_dir"):
-        pytest.skip("abrunnerd.trainer does not export train/load_dataset_dir yet")
-    return trainer, trainer.load_dataset_dir(AB_REAL_SMALL)
+    ds = trainer.load_dataset_dir(AB_REAL_SMALL)
+    tmp = tmp_path_factory.mktemp("trained")
+    models = {}
+    for preprocessing in PREPROCESSINGS:
+        for kernel in KERNELS:
+            opts = trainer.TrainOptions.from_job_options(
+                {"c_values": [C_EXP], "gamma_values": [GAMMA_EXP], "preprocessing_values": [preprocessing]},
+                seed=42, kernels=(kernel,))
+            try:
+                res = trainer.train(ds, opts, workers=1)
+                path = tmp / ("%s-%s.history" % (preprocessing, kernel))
+                write_history(res.model.steps, path)
+                models[preprocessing, kernel] = (res, path, res.model.predict(ds.documents))
+            except Exception as exc:  # reported by the test of this model
+                models[preprocessing, kernel] = exc
+    docs = {str(AB_REAL_SMALL / "lowlevel" / (mbid + ".json")): mbid for mbid in ds.documents}
+    paths = [m[1] for m in models.values() if not isinstance(m, Exception)]
+    pools = oracle.apply_many(paths, sorted(docs)) if paths else {}
+    return models, docs, pools
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("preprocessing", PREPROCESSINGS)
-def test_trained_model_predicts_like_essentia(tmp_path, oracle, small_dataset, preprocessing, kernel):
-    trainer, ds = small_dataset
-    opts = trainer.TrainOptions.from_job_options(
-        {"c_values": [C_EXP], "gamma_values": [GAMMA_EXP], "preprocessing_values": [preprocessing]},
-        seed=42, kernels=(kernel,))
-    res = trainer.train(ds, opts, workers=1)
+def test_trained_model_predicts_like_essentia(tmp_path, trained_models, preprocessing, kernel):
+    models, docs, pools = trained_models
+    model = models[preprocessing, kernel]
+    if isinstance(model, Exception):
+        raise model
+    res, path, ours = model
     steps = res.model.steps
     class_name = res.model.class_name
     field = "." + class_name
@@ -156,17 +177,10 @@ def test_trained_model_predicts_like_essentia(tmp_path, oracle, small_dataset, p
         "selectdesc", [field, field + "Probability"])
     svm = [s for s in steps if s.analyzer == "svmtrain"]
     assert len(svm) == 1 and svm[0].params["probability"] is True
+    write_history(read_history(path), tmp_path / "again.history")
+    assert (tmp_path / "again.history").read_bytes() == path.read_bytes()  # our own files round-trip too
 
-    path = tmp_path / "model.history"
-    write_history(steps, path)
-    data = path.read_bytes()
-    assert write_history(read_history(path), tmp_path / "again.history") is None
-    assert (tmp_path / "again.history").read_bytes() == data  # our own files round-trip too
-
-    ours = res.model.predict(ds.documents)
-    docs = {str(AB_REAL_SMALL / "lowlevel" / (mbid + ".json")): mbid for mbid in ds.documents}
-    pools = oracle.apply(path, sorted(docs))
-    got = {docs[p]: oracle.svm_output(pool, class_name) for p, pool in pools.items()}
+    got = {docs[p]: Oracle.svm_output(pool, class_name) for p, pool in pools[str(path)].items()}
     n, worst = compare(got, {m: {"value": v["value"], "all": v["all"]} for m, v in ours.items()})
     assert n == 60
     print("%s/%s: %d documents, max |p_essentia - p_ours| = %.2g" % (preprocessing, kernel, n, worst))
