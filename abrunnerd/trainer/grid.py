@@ -42,14 +42,22 @@ def _run_here(tasks: List[Task], on_cell: OnCell, should_stop: Optional[Callable
         raise TrainingStopped("stopped")
 
 
-def _worker_main(tasks: "multiprocessing.Queue", results: "multiprocessing.Queue", stop) -> None:
+def _worker_main(tasks: "multiprocessing.Queue", results: "multiprocessing.Queue", stop, parent: int) -> None:
+    """Take units until the sentinel; exit early on the stop event or when the parent is gone."""
+
+    def should_stop() -> bool:
+        return stop.is_set() or os.getppid() != parent
+
     try:
-        while not stop.is_set():
-            task = tasks.get()
+        while not should_stop():
+            try:
+                task = tasks.get(timeout=1.0)
+            except queue.Empty:
+                continue
             if task is None:
                 break
             unit, cells = task
-            for cell, outcome in run_unit(unit, cells, stop.is_set):
+            for cell, outcome in run_unit(unit, cells, should_stop):
                 results.put(("cell", unit.preprocessing, unit.fold, cell, outcome))
     except KeyboardInterrupt:
         pass
@@ -84,7 +92,7 @@ def _run_pool(tasks: List[Task], on_cell: OnCell, workers: int,
     procs = []
     with _single_threaded_blas():
         for _ in range(workers):
-            p = ctx.Process(target=_worker_main, args=(task_queue, results, stop))
+            p = ctx.Process(target=_worker_main, args=(task_queue, results, stop, os.getpid()))
             p.start()
             procs.append(p)
     exited = 0
