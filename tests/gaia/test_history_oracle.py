@@ -12,7 +12,7 @@ import pytest
 
 from abrunnerd.gaia.chain import FIXED, REAL, STRING, VARIABLE, Descriptor, Layout, Step, StringList, SvmModel
 from abrunnerd.gaia.history import loads_history, read_history, write_history
-from conftest import AB_REAL_SMALL, Oracle
+from gaia_oracle import AB_REAL_SMALL, Oracle
 
 pytestmark = pytest.mark.oracle
 TOLERANCE = 1e-6
