@@ -6,16 +6,18 @@ measurement (docs/protocol.md, "Features bundle"), is columnar float32:
 
     header   b"ABFB" | u8 version (1) | u8 codec (1 = xz) | u16 0 | u64 payload length
     payload  (xz-compressed)
-             u32 n | n bytes of JSON {"skeletons": [...], "records": [[mbid, artist, k], ...],
-                                      "others": [[value, ...], ...]}
-             then per skeleton k: its records' float leaves as little-endian float32,
-             descriptor-major (one column per leaf) and split into 4 byte planes.
+             u32 h | h bytes of JSON {"skeletons": [...], "records": [[mbid, artist, k], ...],
+                                      "others": [[value, ...], ...], "columns": C}
+             then an n × C matrix of little-endian float32, column-major (one column per
+             float leaf path, e.g. lowlevel/mfcc/cov/3/4, numbered in order of first
+             appearance over the skeletons), split into 4 byte planes.
 
 A *skeleton* is a document with every float replaced by ``"f"`` and every other leaf
-(int, string, bool, null, floats outside float32 range) by ``"o"``; the others' values
-are kept exactly, per record, in ``others``. Floats become float32, which is what Gaia
-stores, so nothing training uses is lost; documents of one extractor share one skeleton,
-and byte planes of like columns compress several times better than JSON text.
+(int, string, bool, null, finite floats outside float32 range) by ``"o"``; the others'
+values are kept exactly, per record, in ``others``. Floats become float32, which is what
+Gaia stores, so nothing training uses is lost. A column holds one descriptor value across
+all recordings (a recording without it has 0 there), so like values sit together, and
+the byte planes let xz find the shared sign/exponent bytes.
 """
 import json
 import lzma
@@ -61,19 +63,35 @@ def strip_document(doc: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _split(node: Any, floats: List[float], others: List[Any]) -> Any:
-    """The skeleton of ``node``; its float leaves go to ``floats``, other leaves to ``others``."""
+def _split(node: Any, floats: List[float], others: List[Any], paths: List[tuple], path: tuple) -> Any:
+    """The skeleton of ``node``; float leaves (and their paths) and other leaves go to the lists."""
     if isinstance(node, dict):
-        return {key: _split(value, floats, others) for key, value in node.items()}
+        return {key: _split(value, floats, others, paths, path + (key,)) for key, value in node.items()}
     if isinstance(node, list):
-        return [_split(value, floats, others) for value in node]
+        return [_split(value, floats, others, paths, path + (i,)) for i, value in enumerate(node)]
     if isinstance(node, float) and not (_FLT_MAX < abs(node) < _INF):  # NaN and ±inf are float32 too
         floats.append(node)
+        paths.append(path)
         return _FLOAT
     if node is None or isinstance(node, (bool, int, float, str)):
         others.append(node)
         return _OTHER
     raise TypeError("cannot encode a %s in a features bundle" % type(node).__name__)
+
+
+def _float_paths(node: Any, path: tuple, out: List[tuple]) -> List[tuple]:
+    """Paths of a skeleton's float leaves, in document order."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _float_paths(value, path + (key,), out)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _float_paths(value, path + (i,), out)
+    elif node == _FLOAT:
+        out.append(path)
+    elif node != _OTHER:
+        raise BundleError("features bundle skeleton has an unknown leaf %r" % (node,))
+    return out
 
 
 def _shuffle(block: bytes) -> bytes:
@@ -92,36 +110,35 @@ def encode_bundle(records: Iterable[Record]) -> bytes:
     """Encode ``(mbid, stripped_document, artist_or_None)`` records into a bundle."""
     skeletons: List[str] = []
     skeleton_index: Dict[str, int] = {}
-    rows: List[List[array]] = []
+    columns: Dict[tuple, int] = {}
+    rows: List[Tuple[List[int], List[float]]] = []
     meta_records: List[list] = []
     all_others: List[list] = []
     for mbid, doc, artist in records:
         floats: List[float] = []
         others: List[Any] = []
-        skeleton = json.dumps(_split(doc, floats, others), separators=(",", ":"))
+        paths: List[tuple] = []
+        skeleton = json.dumps(_split(doc, floats, others, paths, ()), separators=(",", ":"))
         k = skeleton_index.get(skeleton)
         if k is None:
             k = skeleton_index[skeleton] = len(skeletons)
             skeletons.append(skeleton)
-            rows.append([])
-        rows[k].append(array("f", floats))
+        rows.append(([columns.setdefault(p, len(columns)) for p in paths], floats))
         meta_records.append([mbid, artist, k])
         all_others.append(others)
     header = json.dumps(
-        {"skeletons": [json.loads(s) for s in skeletons], "records": meta_records,
-         "others": all_others},
+        {"skeletons": [json.loads(s) for s in skeletons], "records": meta_records, "others": all_others,
+         "columns": len(columns)},
         separators=(",", ":"), allow_nan=False,
     ).encode("utf-8")
-    parts = [struct.pack("<I", len(header)), header]
-    for group in rows:
-        n = len(group)
-        columns = array("f", bytes(4 * n * len(group[0])))
-        for i, row in enumerate(group):
-            columns[i::n] = row
-        if sys.byteorder == "big":
-            columns.byteswap()
-        parts.append(_shuffle(columns.tobytes()))
-    payload = b"".join(parts)
+    n = len(rows)
+    matrix = array("f", bytes(4 * n * len(columns)))  # column-major; absent cells stay 0
+    for i, (cols, floats) in enumerate(rows):
+        for c, value in zip(cols, floats):
+            matrix[c * n + i] = value
+    if sys.byteorder == "big":
+        matrix.byteswap()
+    payload = struct.pack("<I", len(header)) + header + _shuffle(matrix.tobytes())
     compressed = lzma.compress(payload, preset=6)
     return _HEADER.pack(MAGIC, VERSION, CODEC_XZ, 0, len(payload)) + compressed
 
@@ -156,17 +173,7 @@ def _rebuild(skeleton: Any, floats: Iterator[float], others: Iterator[Any]) -> A
         return [_rebuild(value, floats, others) for value in skeleton]
     if skeleton == _FLOAT:
         return next(floats)
-    if skeleton == _OTHER:
-        return next(others)
-    raise BundleError("features bundle skeleton has an unknown leaf %r" % (skeleton,))
-
-
-def _count_floats(skeleton: Any) -> int:
-    if isinstance(skeleton, dict):
-        return sum(_count_floats(v) for v in skeleton.values())
-    if isinstance(skeleton, list):
-        return sum(_count_floats(v) for v in skeleton)
-    return 1 if skeleton == _FLOAT else 0
+    return next(others)
 
 
 def decode_bundle(data: bytes, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED) -> Iterator[Record]:
@@ -177,53 +184,43 @@ def decode_bundle(data: bytes, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED)
     """
     payload = _decompress(data, max_decompressed)
     try:
-        (n,) = struct.unpack_from("<I", payload)
-        header = json.loads(payload[4:4 + n].decode("utf-8"))
-        skeletons = header["skeletons"]
-        records = header["records"]
-        others = header["others"]
-        if not (isinstance(skeletons, list) and isinstance(records, list)
-                and isinstance(others, list) and len(others) == len(records)):
+        (size,) = struct.unpack_from("<I", payload)
+        header = json.loads(payload[4:4 + size].decode("utf-8"))
+        skeletons, records, others = header["skeletons"], header["records"], header["others"]
+        n_columns = header["columns"]
+        if not (isinstance(skeletons, list) and isinstance(records, list) and isinstance(others, list)
+                and len(others) == len(records) and isinstance(n_columns, int) and n_columns >= 0):
             raise BundleError("features bundle header is inconsistent")
-        members: List[List[int]] = [[] for _ in skeletons]
+        column_of: Dict[tuple, int] = {}
+        layouts = []  # per skeleton: the column of each float leaf
+        for skeleton in skeletons:
+            layouts.append([column_of.setdefault(p, len(column_of)) for p in _float_paths(skeleton, (), [])])
         for i, rec in enumerate(records):
             mbid, artist, k = rec
-            if not isinstance(mbid, str) or not (artist is None or isinstance(artist, str)):
+            if (not isinstance(mbid, str) or not (artist is None or isinstance(artist, str))
+                    or not isinstance(k, int) or not 0 <= k < len(skeletons)
+                    or not isinstance(others[i], list)):
                 raise BundleError("features bundle record %d is malformed" % i)
-            members[k].append(i)
     except BundleError:
         raise
-    except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (struct.error, ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
         raise BundleError("features bundle header is corrupt: %s" % exc)
-    offset = 4 + n
-    blocks: List[Tuple[int, array]] = []
-    for k, skeleton in enumerate(skeletons):
-        width = _count_floats(skeleton)
-        size = 4 * width * len(members[k])
-        block = payload[offset:offset + size]
-        if len(block) != size:
-            raise BundleError("features bundle is truncated in the float block of skeleton %d" % k)
-        offset += size
-        columns = array("f")
-        columns.frombytes(_unshuffle(block))
-        if sys.byteorder == "big":
-            columns.byteswap()
-        blocks.append((width, columns))
-    if offset != len(payload):
-        raise BundleError("features bundle has %d unexpected trailing bytes" % (len(payload) - offset))
-    return _records(skeletons, records, others, members, blocks)
+    n = len(records)
+    block = payload[4 + size:]
+    if len(column_of) > n_columns or len(block) != 4 * n * n_columns:
+        raise BundleError("features bundle is truncated or corrupt: float block of %d bytes, expected %d"
+                          % (len(block), 4 * n * n_columns))
+    matrix = array("f")
+    matrix.frombytes(_unshuffle(block))
+    if sys.byteorder == "big":
+        matrix.byteswap()
+    return _records(skeletons, records, others, layouts, matrix, n)
 
 
-def _records(skeletons, records, others, members, blocks) -> Iterator[Record]:
+def _records(skeletons, records, others, layouts, matrix, n) -> Iterator[Record]:
     """Records in the order they were encoded."""
-    position = {}
-    for k, indices in enumerate(members):
-        for row, i in enumerate(indices):
-            position[i] = row
     for i, (mbid, artist, k) in enumerate(records):
-        width, columns = blocks[k]
-        n = len(members[k])
-        values = iter(columns[position[i]::n]) if width else iter(())
+        values = iter([matrix[c * n + i] for c in layouts[k]])
         try:
             doc = _rebuild(skeletons[k], values, iter(others[i]))
         except StopIteration:

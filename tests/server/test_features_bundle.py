@@ -107,8 +107,24 @@ def test_garbage_payload_with_valid_framing_is_refused():
     data = struct.pack("<4sBBHQ", MAGIC, 1, 1, 0, len(payload)) + lzma.compress(payload)
     with pytest.raises(BundleError, match="header"):
         list(decode_bundle(data))
-    header = json.dumps({"skeletons": [{"a": "f"}], "records": [["m", None, 0]], "others": [[]]}).encode()
+    header = json.dumps({"skeletons": [{"a": "f"}], "records": [["m", None, 0]], "others": [[]],
+                         "columns": 1}).encode()
     payload = struct.pack("<I", len(header)) + header + b"\0\0"  # 2 bytes where 4 are needed
     data = struct.pack("<4sBBHQ", MAGIC, 1, 1, 0, len(payload)) + lzma.compress(payload)
     with pytest.raises(BundleError, match="truncated"):
         list(decode_bundle(data))
+    header = json.dumps({"skeletons": [{"a": "x"}], "records": [["m", None, 0]], "others": [[]],
+                         "columns": 0}).encode()
+    payload = struct.pack("<I", len(header)) + header
+    data = struct.pack("<4sBBHQ", MAGIC, 1, 1, 0, len(payload)) + lzma.compress(payload)
+    with pytest.raises(BundleError, match="unknown leaf"):
+        list(decode_bundle(data))
+
+
+def test_documents_with_different_layouts_share_columns():
+    base = _real_records()[:4]
+    shorter = dict(base[1][1], rhythm=dict(base[1][1]["rhythm"], beats_position=[0.5, 1.0]))
+    records = [base[0], (base[1][0], shorter, None), base[2], base[3]]
+    decoded = list(decode_bundle(encode_bundle(records)))
+    for (_m, doc, _a), (_m2, doc2, _a2) in zip(records, decoded):
+        _same(doc, doc2)
