@@ -7,7 +7,7 @@ from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 
-from abrunnerd.gaia.chain import ENUM, REAL, STRING
+from abrunnerd.gaia.chain import ENUM
 from abrunnerd.trainer.frame import Frame
 
 from scipy.special import ndtri  # scipy comes with scikit-learn; Cephes, like Gaia's alglib copy
@@ -87,11 +87,3 @@ def distribute(frame: Frame, distributions: Mapping[str, np.ndarray]) -> Frame:
             column = values[name] = frame.values[name].copy()
         column[:, i] = distribute_one(column[:, i], np.asarray(dist, dtype=np.float32))
     return frame.replace(values)
-
-
-def real_names(frame: Frame) -> List[str]:
-    return frame.names_of(REAL)
-
-
-def string_names(frame: Frame) -> List[str]:
-    return frame.names_of(STRING)

@@ -9,7 +9,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from abrunnerd.gaia.chain import ENUM, FIXED, REAL, STRING, Descriptor, Layout
+from abrunnerd.gaia.chain import FIXED, STRING, Descriptor, Layout
 
 
 @dataclass
@@ -75,7 +75,3 @@ def real_constant(values: np.ndarray) -> np.ndarray:
         return np.ones(values.shape[1], dtype=bool)
     diff = values.max(axis=0) - values.min(axis=0)
     return diff < np.float32(1e-7)
-
-
-def layout_types_ok(types: Dict[str, int]) -> bool:
-    return all(t in (REAL, STRING, ENUM) for t in types.values())

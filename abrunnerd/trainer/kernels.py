@@ -28,10 +28,6 @@ class KernelParts:
             return (_rbf(self.dist, gamma, self._buf), _rbf(self.dist_test, gamma, self._buf_test))
         return (_poly(self.gram, gamma, self._buf), _poly(self.gram_test, gamma, self._buf_test))
 
-    @staticmethod
-    def bytes_needed(n_train: int, n_test: int) -> int:
-        return 8 * 3 * (n_train * n_train + n_test * n_train)
-
 
 def _rbf(dist: np.ndarray, gamma: float, out: np.ndarray) -> np.ndarray:
     np.multiply(dist, -gamma, out=out)

@@ -10,7 +10,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from abrunnerd.gaia.chain import REAL, STRING, VARIABLE, Descriptor, Layout, Step, StringList
+from abrunnerd.gaia.chain import REAL, VARIABLE, Descriptor, Layout, Step, StringList
 from abrunnerd.trainer.errors import DatasetError
 from abrunnerd.trainer.flatten import iter_leaves, leaf_value, signature
 from abrunnerd.trainer.frame import Frame, real_constant
@@ -82,7 +82,3 @@ def merge_documents(documents: Dict[str, dict]) -> Merged:
     steps.append(Step("fixlength", "fixlengthapplier", {"descriptorNames": StringList(kept)},
                       {"descriptorNames": StringList(kept)}, {}, vl_layout))
     return Merged(frame, steps, raw_layout, dropped, removed)
-
-
-def string_count(frame: Frame) -> int:
-    return len(frame.names_of(STRING))

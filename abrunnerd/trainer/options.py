@@ -89,8 +89,8 @@ class TrainOptions:
         if options.get("preprocessing_values") is not None:
             kwargs["preprocessing_values"] = _preprocessing(options["preprocessing_values"])
         kwargs["filter_type"] = options.get("filter_type")
-        kwargs["normalize"] = bool(options.get("normalize") or False) if isinstance(
-            options.get("normalize"), (bool, type(None))) else options.get("normalize")
+        normalize = options.get("normalize")
+        kwargs["normalize"] = False if normalize is None else normalize  # validated in __post_init__
         return cls(seed=seed, **kwargs)
 
     def combinations(self) -> Sequence[Tuple[str, str, int, int]]:

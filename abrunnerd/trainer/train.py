@@ -38,30 +38,28 @@ class Prepared:
     classes: List[str]
     merged: Merged
     template: str
-    sets: Dict[str, Tuple[list, Optional[Frame], Optional[str]]]  # name -> (steps, frame, error)
+    sets: Dict[str, "PreparedSet"]
     folds: Dict[str, int]
 
     def unit(self, prep: str, fold: int) -> UnitInput:
-        steps, frame, error = self.sets[prep]
+        """The worker input of one (preprocessing, fold); the feature matrix is shared by the folds."""
+        prepared_set = self.sets[prep]
         fold_of = np.array([self.folds[m] for m in self.ids])
         train = np.flatnonzero(fold_of != fold)
         test = np.flatnonzero(fold_of == fold)
-        if error is not None:
-            return UnitInput(prep, fold, np.zeros((len(self.ids), 0), np.float32), [], self.y, train, test,
-                             len(self.classes), error)
-        x = _features(frame)
-        return UnitInput(prep, fold, x, frame.feature_blocks(), self.y, train, test, len(self.classes))
+        return UnitInput(prep, fold, prepared_set.features, prepared_set.blocks, self.y, train, test,
+                         len(self.classes), prepared_set.error)
 
 
-_FEATURE_CACHE: Dict[int, np.ndarray] = {}
+@dataclass
+class PreparedSet:
+    """One preprocessing set fitted on all training data (or why it could not be)."""
 
-
-def _features(frame: Frame) -> np.ndarray:
-    key = id(frame)
-    if key not in _FEATURE_CACHE:
-        _FEATURE_CACHE.clear()
-        _FEATURE_CACHE[key] = frame.feature_matrix()
-    return _FEATURE_CACHE[key]
+    steps: list  # merge steps + the set's steps
+    frame: Optional[Frame]
+    features: np.ndarray  # float32 (n, d) in svmtrain's feature order
+    blocks: list
+    error: Optional[str] = None
 
 
 def check_groundtruth(groundtruth: Dict[str, str], documents: Dict[str, Any]) -> None:
@@ -100,9 +98,10 @@ def prepare(ds: Dataset, opts: TrainOptions, only: Optional[Sequence[str]] = Non
             if strings:
                 raise FoldError("String descriptors left after preprocessing (not enumerated): "
                                 + ", ".join(s[1:] for s in strings))
-            sets[name] = (merged.steps + steps, frame, None)
+            sets[name] = PreparedSet(merged.steps + steps, frame, frame.feature_matrix(), frame.feature_blocks())
         except FoldError as e:
-            sets[name] = ([], None, "preprocessing %s: %s" % (name, e))
+            empty = np.zeros((len(merged.frame.ids), 0), np.float32)
+            sets[name] = PreparedSet([], None, empty, [], "preprocessing %s: %s" % (name, e))
     classes = class_order(groundtruth.values())
     index = {c: i for i, c in enumerate(classes)}
     ids = merged.frame.ids
@@ -225,14 +224,13 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
         run_tasks(tasks, on_cell, workers, should_stop)
     finally:
         log.close()
-        _FEATURE_CACHE.clear()
     combos = _combine(opts, done, len(prepared.classes))
     best = choose_best(combos, opts)
     _report(progress, "final", total, total, 0.0, "training the final model (%s %s C=2^%d gamma=2^%d)"
             % (best.preprocessing, best.kernel, best.c, best.gamma))
-    steps, frame, _ = prepared.sets[best.preprocessing]
+    chosen = prepared.sets[best.preprocessing]
     try:
-        model = fit_final(frame, steps, prepared.y, prepared.classes, slugify(ds.name) or "dataset",
+        model = fit_final(chosen.frame, chosen.steps, prepared.y, prepared.classes, slugify(ds.name) or "dataset",
                           best.kernel, best.c, best.gamma, opts.seed)
     except FoldError as e:
         raise DatasetError("the final model cannot be trained: %s" % e) from None
@@ -260,5 +258,4 @@ def evaluate_cells(ds: Dataset, opts: TrainOptions, cells: Sequence[Tuple[Dict[s
         cell = (combo["kernel"], int(combo["C"]), int(combo["gamma"]))
         outcome = next(o for _, o in run_unit(unit, [cell]))
         out.append((outcome.correct, outcome.total) if outcome.ok else (None, None))
-    _FEATURE_CACHE.clear()
     return out

@@ -2,7 +2,6 @@
 import copy
 import json
 
-import numpy as np
 import pytest
 
 from abrunnerd.trainer import (Dataset, DatasetError, OptionsError, TrainingStopped, TrainOptions, estimate_peak_memory,
