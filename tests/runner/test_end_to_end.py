@@ -11,7 +11,7 @@ import sys
 import requests
 
 from abrunnerd import messages
-from tests.runner.conftest import (GRID_SMALL, dbus_status, held_state, job_details, server_root,
+from runner.conftest import (GRID_SMALL, dbus_status, held_state, job_details, server_root,
                                    wait_for, wait_job_status)
 
 
@@ -34,7 +34,7 @@ def test_job_trained_end_to_end(owner, daemon_factory, notify_socket, private_bu
     srv, token, dataset = owner
     job = srv.submit(dataset, *GRID_SMALL)
     d = daemon_factory({"server_url": server_root(srv), "dbus_bus": private_bus}, token=token,
-                       env={"NOTIFY_SOCKET": notify_socket.path})
+                       env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "2000000"})
     d.start()
     wait_for(lambda: "READY=1" in notify_socket.lines(), what="READY=1")
 
@@ -74,4 +74,5 @@ def test_job_trained_end_to_end(owner, daemon_factory, notify_socket, private_bu
     assert any(l.startswith("STATUS=training job %s" % job[:8]) and "cells" in l for l in lines), lines
     assert any(l.startswith("STATUS=paused job %s" % job[:8]) for l in lines), lines
     assert "STOPPING=1" in lines
+    assert lines.count("WATCHDOG=1") >= 2  # fed from the main loop while training (every 1 s here)
     d.assert_token_never_shown()

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from tests.runner.conftest import (GRID_MEDIUM, GRID_SMALL, ROOT, free_port, held_state, job_details,
+from runner.conftest import (GRID_MEDIUM, GRID_SMALL, ROOT, free_port, held_state, job_details,
                                    progress_of, server_root, wait_for, wait_job_status)
 
 

@@ -2,7 +2,7 @@
 publishes its status on D-Bus, and picks a token up on SIGHUP."""
 import signal
 
-from tests.runner.conftest import dbus_status, wait_for
+from runner.conftest import dbus_status, wait_for
 
 TOKEN = "idle-token-7d1e55aa90"
 

@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 
-from tests.runner.conftest import (GRID_MEDIUM, GRID_SMALL, ROOT, dbus_status, job_details, server_root,
+from runner.conftest import (GRID_MEDIUM, GRID_SMALL, ROOT, dbus_status, job_details, server_root,
                                    wait_for, wait_job_status)
 
 
