@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, cfg: Config, token: Optional[Secret]) -> int:
     def reload_config() -> Tuple[Config, Optional[Secret]]:
         return load(args.config)
 
-    runner = Runner(cfg, token, status, _notifier(), signals, once=args.once, reload_config=reload_config)
+    runner = Runner(cfg, token, status, Notifier(), signals, once=args.once, reload_config=reload_config)
     try:
         code = runner.run()
     except Exception:
@@ -87,12 +87,6 @@ def run(args: argparse.Namespace, cfg: Config, token: Optional[Secret]) -> int:
         bus.stop()
     log.info("abrunnerd stopped")
     return code
-
-
-def _notifier() -> Any:
-    from abrunnerd.reporting.notify import Notifier
-
-    return Notifier()
 
 
 def _install_signal_handlers(signals: Any) -> None:

@@ -198,16 +198,21 @@ class Runner:
                       last_error="token rejected by " + self.cfg.server_url)
             return AUTH_BACKOFF
         except ClientError as exc:
-            delay = self.backoff.next_delay()
-            kind = "%s:%s" % (type(exc).__name__, getattr(exc, "status", ""))
-            if self._trouble != kind:
-                self._trouble = kind
-                log.warning("%s; retrying with backoff (at most every %d s until it works)",
-                            exc, self.backoff.cap)
-            else:
-                log.debug("still failing: %s; next try in %.0f s", exc, delay)
-            self._set(st.BACKOFF, message="%s (retry in %.0f s)" % (exc, delay), last_error=str(exc))
-            return delay
+            return self._retry_later(exc)
+        except Exception as exc:  # a bug or the host (disk full…): say so, keep the job, retry later
+            log.exception("unexpected error, retrying with backoff: %s", exc)
+            return self._retry_later(exc)
+
+    def _retry_later(self, exc: Exception) -> float:
+        delay = self.backoff.next_delay()
+        kind = "%s:%s" % (type(exc).__name__, getattr(exc, "status", ""))
+        if self._trouble != kind:
+            self._trouble = kind
+            log.warning("%s; retrying with backoff (at most every %d s until it works)", exc, self.backoff.cap)
+        else:
+            log.debug("still failing: %s; next try in %.0f s", exc, delay)
+        self._set(st.BACKOFF, message="%s (retry in %.0f s)" % (exc, delay), last_error=str(exc))
+        return delay
 
     def _recovered(self) -> None:
         if self._trouble is not None:
@@ -243,14 +248,14 @@ class Runner:
                             "here anyway and keeping the result in %s", self.cfg.server_url, job_id,
                             self.store.results_dir(job_id), extra=job_fields(job_id))
             dataset_id = details.get("dataset_id")
+            from abrunnerd import atomic
+            os.makedirs(self.store.files(job_id).dir, mode=0o750, exist_ok=True)
+            atomic.write_json(self.store.files(job_id).details, details)  # before state.json marks it held
             self.store.save(job_id, {
                 "job_id": job_id, "dataset_id": dataset_id, "lease_id": lease.get("lease_id"),
                 "local_only": local_only, "seed": lease.get("seed", details.get("seed", 42)),
                 "features_url": lease.get("features_url"), "features_sha256": lease.get("features_sha256"),
                 "features_size": lease.get("features_size"), "claimed_at": time.time(), "stage": "claimed"})
-            os.makedirs(self.store.files(job_id).dir, exist_ok=True)
-            from abrunnerd import atomic
-            atomic.write_json(self.store.files(job_id).details, details)
             if lease.get("ping_interval"):
                 self.ping_interval = float(lease["ping_interval"])
             log.info("claimed job %s (dataset %s, %s)", job_id, dataset_id,
@@ -360,7 +365,7 @@ class Runner:
         from abrunnerd import atomic
 
         assert self.client is not None
-        details = atomic.read_json(job.files.details)
+        details = self._details(job)
         dataset = details.get("dataset") or {}
         mbids = [m for c in dataset.get("classes") or [] for m in c.get("recordings") or []]
         lowlevel = os.path.join(job.files.abdata, "lowlevel")
@@ -379,12 +384,24 @@ class Runner:
                 raise Stopping()
         atomic.write_json(os.path.join(job.files.abdata, "dataset.json"), dataset)
 
+    def _details(self, job: Job) -> Dict[str, Any]:
+        """The job details saved at claim time (fetched again if that file is gone)."""
+        from abrunnerd import atomic
+
+        try:
+            return atomic.read_json(job.files.details)
+        except (OSError, ValueError):
+            assert self.client is not None
+            details = self.client.job_details(job.id)
+            atomic.write_json(job.files.details, details)
+            return details
+
     def train(self, job: Job) -> None:
         """Run the training process to its end, pinging and obeying controls meanwhile."""
         from abrunnerd import atomic
 
         files = job.files
-        details = atomic.read_json(files.details)
+        details = self._details(job)
         atomic.write_json(files.spec, {
             "job_id": job.id, "runner_name": self.cfg.runner_name, "seed": job.state.get("seed", 42),
             "options": details.get("options") or {}, "max_workers": self.cfg.max_workers,

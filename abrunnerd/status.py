@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 IDLE, NO_TOKEN, POLLING, CLAIMED, DOWNLOADING, TRAINING, PAUSED, UPLOADING, BACKOFF, STOPPING = (
     "idle", "no-token", "polling", "claimed", "downloading", "training", "paused", "uploading",
