@@ -128,6 +128,35 @@ KERNELS = ["RBF", "poly"]
 C_EXP, GAMMA_EXP = 3, -5
 
 
+def _scaled(value, factor):
+    if isinstance(value, bool) or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return value * factor
+    if isinstance(value, list):
+        return [_scaled(v, factor) for v in value]
+    if isinstance(value, dict):
+        return {k: _scaled(v, factor) for k, v in value.items()}
+    return value
+
+
+def perturbed_documents(documents: Dict[str, dict], tmp: Path) -> Dict[str, Tuple[str, dict]]:
+    """12 documents unlike the training data: every number scaled by 0.5/1.25/2 (outside the
+    normalize and gaussianize ranges) and, in half of them, tonal strings never seen in
+    training (Essentia gives those the next free enum code).  {path: (key, document)}."""
+    out = {}
+    for i, mbid in enumerate(sorted(documents)[:12]):
+        doc = {k: _scaled(v, (0.5, 1.25, 2.0)[i % 3]) if k != "metadata" else v
+               for k, v in documents[mbid].items()}
+        if i % 2 == 0:
+            doc["tonal"] = dict(doc["tonal"], key_key="Cb", chords_key="Fb", key_scale="dorian")
+        key = "perturbed-%02d-%s" % (i, mbid)
+        path = tmp / (key + ".json")
+        path.write_text(json.dumps(doc))
+        out[str(path)] = (key, doc)
+    return out
+
+
 @pytest.fixture(scope="module")
 def trained_models(tmp_path_factory, oracle):
     """Train every (preprocessing, kernel) model once, write it, and apply all of them in one oracle run.
@@ -138,6 +167,8 @@ def trained_models(tmp_path_factory, oracle):
     trainer = pytest.importorskip("abrunnerd.trainer", reason="abrunnerd.trainer is not importable")
     ds = trainer.load_dataset_dir(AB_REAL_SMALL)
     tmp = tmp_path_factory.mktemp("trained")
+    perturbed = perturbed_documents(ds.documents, tmp)
+    extra = {key: doc for key, doc in perturbed.values()}
     models = {}
     for preprocessing in PREPROCESSINGS:
         for kernel in KERNELS:
@@ -148,10 +179,13 @@ def trained_models(tmp_path_factory, oracle):
                 res = trainer.train(ds, opts, workers=1)
                 path = tmp / ("%s-%s.history" % (preprocessing, kernel))
                 write_history(res.model.steps, path)
-                models[preprocessing, kernel] = (res, path, res.model.predict(ds.documents))
+                ours = res.model.predict(ds.documents)
+                ours.update(res.model.predict(extra))
+                models[preprocessing, kernel] = (res, path, ours)
             except Exception as exc:  # reported by the test of this model
                 models[preprocessing, kernel] = exc
     docs = {str(AB_REAL_SMALL / "lowlevel" / (mbid + ".json")): mbid for mbid in ds.documents}
+    docs.update({path: key for path, (key, _) in perturbed.items()})
     paths = [m[1] for m in models.values() if not isinstance(m, Exception)]
     pools = oracle.apply_many(paths, sorted(docs)) if paths else {}
     return models, docs, pools
@@ -182,5 +216,8 @@ def test_trained_model_predicts_like_essentia(tmp_path, trained_models, preproce
 
     got = {docs[p]: Oracle.svm_output(pool, class_name) for p, pool in pools[str(path)].items()}
     n, worst = compare(got, {m: {"value": v["value"], "all": v["all"]} for m, v in ours.items()})
-    assert n == 60
+    assert n == 72
+    moved = [k for k in ours if k.startswith("perturbed-") and max(
+        abs(ours[k]["all"][c] - ours[k[len("perturbed-00-"):]]["all"][c]) for c in ours[k]["all"]) > 1e-3]
+    assert moved, "the perturbed documents should not predict like their originals"
     print("%s/%s: %d documents, max |p_essentia - p_ours| = %.2g" % (preprocessing, kernel, n, worst))
