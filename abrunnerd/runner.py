@@ -64,6 +64,7 @@ class Job:
         self.canceled = False  # by the owner (server) or locally (D-Bus)
         self.cancel_source = ""
         self.lease_lost = False
+        self.stalled = False
         self.next_ping = 0.0
 
     @property
@@ -535,6 +536,14 @@ class Runner:
                 self.ping_interval = max(1.0, float(answer["ping_interval"]))
             if answer.get("cancel"):
                 job.canceled, job.cancel_source = True, "server"
+            if bool(answer.get("stalled")) != job.stalled:
+                job.stalled = bool(answer.get("stalled"))
+                if job.stalled:
+                    log.warning("the server flagged job %s stalled (no finished cell for its stall time) "
+                                "and offers it to other runners; training goes on until one claims it",
+                                job.id, extra=job_fields(job.id, job.dataset_id, stage))
+                else:
+                    log.info("job %s is no longer flagged stalled", job.id, extra=job_fields(job.id, job.dataset_id))
 
     # -- ends of a job ------------------------------------------------------------------------
     def end_unfinished(self, job: Job) -> None:
