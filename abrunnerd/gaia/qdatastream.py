@@ -183,6 +183,8 @@ class Writer:
             self.qstring(s)
 
     def qvariant(self, v: Any) -> None:
+        if type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0:
+            v = v.item()  # numpy scalars (float32 coefficients, int64 counts, bool_) -> Python values
         type_id = variant_type(v)
         self.u32(type_id)
         self.u8(0)

@@ -72,6 +72,12 @@ def test_variant_types_survive_a_round_trip():
     assert {k: type(v) for k, v in back.items()} == {k: type(v) for k, v in value.items()}
 
 
+def test_numpy_scalars_are_written_as_plain_values():
+    w = Writer()
+    w.qvariant({"f": np.float32(0.5), "i": np.int64(3), "b": np.bool_(True), "l": RealList([np.float32(1.5)])})
+    assert Reader(w.getvalue()).qvariant() == {"f": 0.5, "i": 3, "b": True, "l": [1.5]}
+
+
 def test_float32_blob_is_little_endian():
     blob = Float32Blob.from_array(np.array([1.0, 2.0], dtype=np.float32))
     assert bytes(blob) == struct.pack("<2f", 1.0, 2.0)
