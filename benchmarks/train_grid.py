@@ -7,17 +7,18 @@ computes its own kernel), predict the fold; one process, no kernel reuse.  Ours:
 trainer with precomputed kernels shared by every C, over ``--workers`` processes.
 
 Datasets: ``ab-real-1`` (../shared/data, 180 recordings) and ``synthetic-2000``: 2,000
-recordings with AB's real descriptor layout, made (seeded) by perturbing ab-real-1's
-documents with multiplicative noise, strings kept.  On the synthetic set the baseline is
+recordings with AB's real descriptor layout, made (seeded) from ab-real-1's documents:
+each value a random blend of a document of its class and one of another class (weight
+0.45-1), times lognormal noise (sigma 0.15), so classes overlap; strings kept.  On the synthetic set the baseline is
 timed on a seeded random sample of cells (``--naive-sample``) and extrapolated to the
 grid; its per-cell results are checked against ours cell by cell.
 
 Each measurement runs in its own process so peak RSS is its own.  Usage:
 
     .venv/bin/python benchmarks/train_grid.py [--datasets ab-real-1,synthetic-2000] [--workers 2]
+    .venv/bin/python benchmarks/train_grid.py --memory 5000     # peak RSS vs the memory formula
 """
 import argparse
-import copy
 import json
 import os
 import random
@@ -33,14 +34,19 @@ AB_REAL_1 = os.path.join(os.path.dirname(REPO), "shared", "data", "ab-real-1")
 sys.path.insert(0, REPO)
 
 
-def _perturb(node: Any, rng: random.Random, scale: float) -> Any:
-    if isinstance(node, dict):
-        return {k: _perturb(v, rng, scale) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_perturb(v, rng, scale) for v in node]
-    if isinstance(node, float):
-        return node * rng.lognormvariate(0.0, scale)
-    return node
+def _blend(main: Any, other: Any, w: float, rng: random.Random, scale: float) -> Any:
+    """``w * main + (1 - w) * other`` leaf by leaf (where shapes agree), times lognormal noise."""
+    if isinstance(main, dict):
+        return {k: _blend(v, other.get(k) if isinstance(other, dict) else None, w, rng, scale)
+                for k, v in main.items()}
+    if isinstance(main, list):
+        if not isinstance(other, list) or len(other) != len(main):
+            other = [None] * len(main)
+        return [_blend(v, o, w, rng, scale) for v, o in zip(main, other)]
+    if isinstance(main, float):
+        mixed = w * main + (1 - w) * other if isinstance(other, float) else main
+        return mixed * rng.lognormvariate(0.0, scale)
+    return main
 
 
 def load(name: str, seed: int = 1):
@@ -59,8 +65,9 @@ def load(name: str, seed: int = 1):
     for i in range(n):
         cls = classes[i % len(classes)]
         template = base.documents[rng.choice(by_class[cls])]
+        other = base.documents[rng.choice(by_class[rng.choice([c for c in classes if c != cls])])]
         mbid = "%08x-0000-4000-8000-%012x" % (rng.getrandbits(32), i)
-        doc = _perturb(copy.deepcopy(template), rng, 0.15)
+        doc = _blend(template, other, rng.uniform(0.45, 1.0), rng, 0.15)  # overlapping classes
         doc["metadata"] = template["metadata"]  # keep metadata strings/ints realistic
         docs[mbid] = doc
         gt[mbid] = cls
@@ -85,6 +92,19 @@ def child_ours(dataset: str, workers: int) -> Dict[str, Any]:
              for c in res.combinations}
     return {"wall": wall, "cells": 3600, "best": [best.preprocessing, best.kernel, best.c, best.gamma],
             "accuracy": res.accuracy, "table": table, "rss": _rss_mb()}
+
+
+def child_memory(dataset: str, workers: int) -> Dict[str, Any]:
+    """Peak RSS of a one-configuration run (the kernel buffers do not depend on the grid's size)."""
+    from abrunnerd.trainer import TrainOptions, estimate_peak_memory, train
+
+    ds = load(dataset)
+    loaded = _rss_mb()["parent_mb"]
+    opts = TrainOptions(c_values=(1,), gamma_values=(-7,), preprocessing_values=("basic",), kernels=("RBF",), seed=42)
+    t0 = time.monotonic()
+    train(ds, opts, workers=workers)
+    est = estimate_peak_memory(len(ds.groundtruth), TrainOptions(), workers=workers) / 1024.0 ** 2
+    return {"wall": time.monotonic() - t0, "rss": _rss_mb(), "documents_mb": loaded, "estimate_mb": est}
 
 
 def child_naive(dataset: str, sample: int) -> Dict[str, Any]:
@@ -164,7 +184,9 @@ def main() -> int:
     parser.add_argument("--datasets", default="ab-real-1,synthetic-2000")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--naive-sample", type=int, default=60, help="cells timed for the synthetic baseline")
-    parser.add_argument("--child", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--memory", type=int, metavar="N",
+                        help="instead: peak RSS of a synthetic N-recording run vs estimate_peak_memory")
+    parser.add_argument("--child", choices=["ours", "naive", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--sample", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,9 +196,20 @@ def main() -> int:
     if args.child == "naive":
         print(json.dumps(child_naive(args.dataset, args.sample)))
         return 0
+    if args.child == "memory":
+        print(json.dumps(child_memory(args.dataset, args.workers)))
+        return 0
     if not os.path.isdir(AB_REAL_1):
         print("needs ../shared/data/ab-real-1 beside the repository", file=sys.stderr)
         return 1
+    if args.memory:
+        m = run_child(["--child", "memory", "--dataset", "synthetic-%d" % args.memory, "--workers", str(args.workers)])
+        total = m["rss"]["parent_mb"] + args.workers * m["rss"]["largest_worker_mb"]
+        print("synthetic-%d, %d workers: parent peak %.0f MB (parsed documents alone %.0f MB), largest worker "
+              "%.0f MB, parent + workers x worker = %.0f MB; estimate_peak_memory (without documents) %.0f MB"
+              % (args.memory, args.workers, m["rss"]["parent_mb"], m["documents_mb"],
+                 m["rss"]["largest_worker_mb"], total, m["estimate_mb"]))
+        return 0
     for name in args.datasets.split(","):
         compare(name, args.workers, 0 if name == "ab-real-1" else args.naive_sample)
     return 0
