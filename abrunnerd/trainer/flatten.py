@@ -3,8 +3,8 @@
 Every leaf is a descriptor named by its key path with a leading dot.  Numbers and number
 lists become Real float32 vectors, a matrix becomes ``[rows, cols, row-major values]``,
 strings and string lists become String vectors.  Booleans and nulls have no stable Gaia
-type (YAML reads them as strings, Essentia's pool as reals), so they are left out and
-counted with the dropped descriptors.
+type (YAML reads them as strings, Essentia's pool as reals), so they are left out
+of the layout.
 """
 import math
 from typing import Any, Dict, Iterator, List, Optional, Tuple

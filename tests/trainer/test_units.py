@@ -209,3 +209,15 @@ def test_dot_product_is_float32_multiply_then_add():
     out = appliers.dot_product(frame, {".r": {"a": [3.0, 1.0 / 3], "b": [0.7, -1.0]}})
     expected = (x * np.array([3.0, 1.0 / 3], np.float32)).astype(np.float32) + np.array([0.7, -1.0], np.float32)
     assert out.values[".r"].dtype == np.float32 and np.array_equal(out.values[".r"], expected)
+
+
+def test_template_is_chosen_by_layout_not_version():
+    from abrunnerd.trainer.templates import choose_template
+
+    assert choose_template([".tonal.key_key", ".metadata.version.essentia"]) == "2.1-beta2"
+    assert choose_template([".tonal.key_edma.key", ".rhythm.bpm_histogram"]) == "2.1-beta5"
+    docs = tiny_documents()
+    for d in docs.values():
+        d["metadata"]["version"]["essentia"] = "2.1-beta6-dev"  # like ab-real-1: newer version, old layout
+    merged = merge_documents(docs)
+    assert choose_template([d.name for d in merged.raw_layout.descriptors]) == "2.1-beta2"
