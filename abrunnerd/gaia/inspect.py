@@ -47,6 +47,7 @@ def svm_summary(params: Dict[str, Any], analyzer_params: Dict[str, Any]) -> Dict
     header = parse_model_header(model) if isinstance(model, (bytes, bytearray)) else {}
     out = {"class_name": params.get("className"), "classes": list(params.get("classMapping", [])),
            "probability": params.get("probability"), "features": len(params.get("descriptorNames", [])),
+           "feature_dimensions": int((header.get("n_features") or ["0"])[0]),
            "kernel": (header.get("kernel_type") or ["?"])[0],
            "support_vectors": int((header.get("total_sv") or ["0"])[0]),
            "support_vectors_per_class": [int(n) for n in header.get("nr_sv", [])],
@@ -107,8 +108,9 @@ def render_text(summary: Dict[str, Any]) -> str:
         if "svm" in t:
             s = t["svm"]
             extra = "".join(", %s %s" % (k, s[k]) for k in ("c", "gamma", "degree", "coef0") if k in s)
-            lines.append("      SVM: %s kernel%s; %d classes %s; %d support vectors %s; %d features; "
-                         "probability %s" % (s["kernel"], extra, len(s["classes"]), s["classes"],
-                                             s["support_vectors"], s["support_vectors_per_class"],
-                                             s["features"], s["probability"]))
+            lines.append("      SVM: %s kernel%s; %d classes %s; %d support vectors %s; %d feature descriptors "
+                         "(%d dimensions); probability %s" % (
+                             s["kernel"], extra, len(s["classes"]), s["classes"], s["support_vectors"],
+                             s["support_vectors_per_class"], s["features"], s["feature_dimensions"],
+                             s["probability"]))
     return "\n".join(lines) + "\n"

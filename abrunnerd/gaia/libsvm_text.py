@@ -3,7 +3,8 @@
 Gaia's ``svmpredict`` writes ``modelData`` to a file and loads it with the libsvm 2.89
 it bundles, so the text must use only the keywords that loader knows (history format
 §7).  Numbers are written with ``%.17g`` so every double survives exactly.
-:func:`parse_model_header` reads the header back for ``inspect-history``.
+:func:`parse_model_header` reads the header back for ``inspect-history``;
+:func:`parse_model` reads a whole model (ours or Gaia's) back into an :class:`SvmModel`.
 """
 import math
 from typing import Dict, List
@@ -75,3 +76,39 @@ def parse_model_header(text: bytes) -> Dict[str, List[str]]:
             break
         header[words[0]] = words[1:]
     return header
+
+
+def parse_model(text: bytes, n_features: int = 0) -> SvmModel:
+    """An :class:`SvmModel` from libsvm model text (C-SVC); ValueError saying what is wrong.
+
+    Sparse SV lines are expanded to ``max(n_features, highest index)`` dense columns.
+    """
+    header = parse_model_header(text)
+    try:
+        if header.get("svm_type") != ["c_svc"]:
+            raise ValueError("only c_svc models are supported, got %s" % header.get("svm_type"))
+        k = int(header["nr_class"][0])
+        total = int(header["total_sv"][0])
+        width = max(n_features, int(header["n_features"][0]))
+        lines = text.decode("ascii").split("\n")
+        start = next(i for i, line in enumerate(lines) if line.split()[:1] == ["SV"]) + 1
+        sv_lines = [line for line in lines[start:] if line.strip()]
+        if len(sv_lines) != total:
+            raise ValueError("total_sv is %d but %d SV lines follow" % (total, len(sv_lines)))
+        coef = np.zeros((k - 1, total))
+        sv = np.zeros((total, width))
+        for j, line in enumerate(sv_lines):
+            words = line.split()
+            coef[:, j] = [float(w) for w in words[:k - 1]]
+            for word in words[k - 1:]:
+                index, value = word.split(":")
+                sv[j, int(index) - 1] = float(value)
+        prob_a = np.array([float(a) for a in header["probA"]]) if "probA" in header else None
+        prob_b = np.array([float(b) for b in header["probB"]]) if "probB" in header else None
+        return SvmModel(kernel=header["kernel_type"][0], gamma=float(header.get("gamma", ["0"])[0]),
+                        degree=int(header.get("degree", ["3"])[0]), coef0=float(header.get("coef0", ["0"])[0]),
+                        labels=[int(v) for v in header["label"]], n_support=[int(v) for v in header["nr_sv"]],
+                        support_vectors=sv, dual_coef=coef, rho=np.array([float(r) for r in header["rho"]]),
+                        prob_a=prob_a, prob_b=prob_b)
+    except (KeyError, IndexError, StopIteration, UnicodeDecodeError) as exc:
+        raise ValueError("malformed libsvm model text: %r" % (exc,)) from None

@@ -13,7 +13,7 @@ def test_text_output_of_gaias_reference(reference_history, capsys):
     assert " 0. remove -> removedesc   (input: 524 descriptors, 0 fixed dimensions, 524 variable-length)" in out
     assert "10. svmtrain -> svmpredict" in out
     assert ("SVM: rbf kernel, c 2048, gamma 0.000488281; 3 classes ['electronic', 'orchestral', 'speech']; "
-            "74 support vectors [28, 19, 27]; 163 features; probability True") in out
+            "74 support vectors [28, 19, 27]; 163 feature descriptors (672 dimensions); probability True") in out
     assert "descriptorNames: ['.highlevel.ab-real-1', '.highlevel.ab-real-1Probability']" in out
 
 
@@ -22,6 +22,7 @@ def test_json_output_of_gaias_reference(reference_history, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["count"] == 12
     assert summary["svm"]["kernel"] == "rbf" and summary["svm"]["support_vectors"] == 74
+    assert summary["svm"]["feature_dimensions"] == 672
     assert summary["svm"]["classes"] == ["electronic", "orchestral", "speech"]
     first = summary["transformations"][0]["input_layout"]
     assert first == {"descriptors": 524, "fixed_dimensions": 0, "variable_length": 524,
