@@ -21,6 +21,7 @@ USER_AGENT = "abrunnerd/%s (python %s)" % (__version__, platform.python_version(
 MAX_JSON_SIZE = 64 << 20
 LOWLEVEL_BATCH = 25  # AcousticBrainz refuses more ids per request
 CHUNK = 1 << 16
+UPLOAD_READ_TIMEOUT = 300.0
 
 
 class ClientError(Exception):
@@ -189,8 +190,10 @@ class Client:
             "result": ("result.json", json.dumps(result).encode("utf-8"), "application/json"),
             "model": ("model.history", model, "application/octet-stream"),
         }
+        # The server validates and spot-checks (recomputes cells) before it answers: give it time.
         resp = self._request("PUT", "/datasets/evaluation/jobs/%s/result" % job_id,
-                             "uploading the result of job %s" % job_id, ok=(200, 201), files=files)
+                             "uploading the result of job %s" % job_id, ok=(200, 201), files=files,
+                             timeout=(self.timeout, max(self.timeout, UPLOAD_READ_TIMEOUT)))
         resp.close()
         return resp.status_code
 

@@ -611,6 +611,13 @@ class Runner:
         except AuthError:
             raise
         except ApiError as exc:
+            if exc.status == 409 and exc.code in ("lease_lost", "job_canceled"):
+                where = self._keep_locally(job)
+                log.warning("job %s dropped: %s (its result is kept in %s)", job.id,
+                            "its lease went to another runner" if exc.code == "lease_lost" else "canceled by the owner",
+                            where, extra=job_fields(job.id, job.dataset_id, "uploading"))
+                self.forget(job)
+                raise JobEnded()
             if exc.status == 409 or exc.retryable:
                 where = self._keep_locally(job)
                 log.error("the server refused the result of job %s (%s); kept it in %s", job.id, exc, where,
@@ -641,7 +648,10 @@ class Runner:
                 while time.monotonic() < deadline:
                     if self.signals.stop:
                         raise Stopping()
-                    self.notifier.watchdog()
+                    self.tick(job, "uploading")  # keep the lease while waiting
+                    if job.lease_lost or job.canceled:
+                        raise Conflict(409, "lease_lost" if job.lease_lost else "job_canceled",
+                                       "the job is no longer ours", what)
                     time.sleep(TICK)
 
     def _finished(self, job: Job, result: Dict[str, Any], how: str) -> None:

@@ -334,3 +334,32 @@ def test_server_with_only_acousticbrainz_api(owner, daemon_factory, proxy_factor
     after = polls()
     wait_for(lambda: polls() >= after + 2, what="two more polls")
     assert d.current_output().count("has no claim endpoint") == 1
+
+
+def test_lease_expired_while_frozen_goes_to_another_runner(server_factory, daemon_factory):
+    """Runner A freezes (SIGSTOP) mid-training past the lease; runner B claims and finishes
+    the job; A, thawed, learns the lease is gone and drops the job: one result, no duplicate."""
+    from helpers.server import EXAMPLE_DATASET
+    srv = server_factory(args=["--ping-interval", "1", "--lease-seconds", "10"])
+    token = srv.add_user("alice")
+    job = srv.submit(srv.import_dataset(EXAMPLE_DATASET, owner="alice"), *GRID_MEDIUM)
+    a = daemon_factory({"server_url": server_root(srv), "runner_name": "runner-a"}, token=token, name="a").start()
+    _wait_mid_training(a, job, at_least=0.05)
+    worker = held_state(a.work_dir, job)["worker_pgid"]
+    a.signal(signal.SIGSTOP)  # the whole runner freezes: daemon and training processes
+    os.killpg(worker, signal.SIGSTOP)
+    try:
+        wait_for(lambda: job_details(srv, token, job)["status"] == "pending", 60, what="the lease to expire")
+        b = daemon_factory({"server_url": server_root(srv), "runner_name": "runner-b"}, token=token,
+                           name="b").start()
+        b.wait_log("claimed job %s" % job)
+    finally:
+        os.killpg(worker, signal.SIGCONT)
+        a.signal(signal.SIGCONT)
+    a.wait_log("job %s: lease lost" % job)
+    details = wait_job_status(srv, token, job, "done")
+    assert details["result"]["runner"]["name"] == "runner-b"
+    wait_for(lambda: not os.path.exists(os.path.join(a.work_dir, "jobs", job)), 120,
+             what="runner A to drop the job")
+    assert "job %s dropped: its lease went to another runner" % job in a.current_output()
+    assert a.proc.poll() is None and b.proc.poll() is None
