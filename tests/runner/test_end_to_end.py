@@ -44,6 +44,7 @@ def test_job_trained_end_to_end(owner, daemon_factory, notify_socket, private_bu
     status = wait_for(lambda: (lambda s: s if s.get("state") == "paused" else None)(dbus_status(private_bus)),
                       what="paused on D-Bus")
     assert status["main_imports_numpy"] == 0 and status["main_imports_sklearn"] == 0
+    assert token not in repr(status)
     pgid = held_state(d.work_dir, job)["worker_pgid"]
     wait_for(lambda: proc_state(pgid) == "T", what="training process stopped (SIGSTOP)")
     wait_for(lambda: (job_details(srv, token, job).get("progress") or {}).get("stage") == "paused",
