@@ -200,6 +200,11 @@ class Runner:
             return AUTH_BACKOFF
         except ClientError as exc:
             return self._retry_later(exc)
+        except OSError as exc:  # local trouble (ENOSPC, permissions): keep the job, say where, retry
+            import errno
+            what = "is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot be written"
+            return self._retry_later(OSError(exc.errno, "work_dir %s %s (%s: %s)"
+                                             % (self.cfg.work_dir, what, exc.strerror, exc.filename)))
         except Exception as exc:  # a bug or the host (disk full…): say so, keep the job, retry later
             log.exception("unexpected error, retrying with backoff: %s", exc)
             return self._retry_later(exc)
@@ -415,7 +420,7 @@ class Runner:
                 return
             if rc == STOPPED:
                 raise Stopping()  # someone else sent the worker SIGTERM: treat like a stop, keep the job
-            error = _read_error(files.error)
+            error = _read_error(files.error) or _last_line(files.worker_log)
             if rc == DATASET_ERROR:
                 self.report_failure(job, error or "the dataset could not be used")
             # A crash or a kill (the OOM killer, an administrator): the checkpoint holds every
@@ -693,6 +698,18 @@ class Runner:
                 "'systemctl reload abrunnerd'" % self.cfg.token_file)
         log.warning(text, extra={"MESSAGE_ID": messages.TOKEN_MISSING})
         self._set(st.NO_TOKEN, message=text)
+
+
+def _last_line(path: str) -> str:
+    """The last line of the training process's log (the exception, when it crashed)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = [l for l in f.read().decode("utf-8", "replace").splitlines() if l.strip()]
+        return lines[-1].strip()[:500] if lines else ""
+    except OSError:
+        return ""
 
 
 def _read_error(path: str) -> str:
