@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterable, List, Set, Tuple
 
 _tokens: Set[str] = set()
+_files: Set[str] = set()
 PIECE = 16
 
 
@@ -19,6 +20,15 @@ def register(token: str) -> str:
 
 def tokens() -> Set[str]:
     return set(_tokens)
+
+
+def register_file(path: object) -> None:
+    """A file outside the captures dir the final grep must read too (a server database)."""
+    _files.add(str(path))
+
+
+def files() -> Set[str]:
+    return set(_files)
 
 
 def pieces(token: str) -> List[str]:

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import requests
 
-from .leaks import register
+from .leaks import register, register_file
 from .procs import Proc, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -57,6 +57,8 @@ class AbServer:
         self.host = host
         self.port = port or (free_port() if host.startswith("127.") else 18080)
         admin(db_url, "init-db")
+        if db_url.startswith("sqlite:///"):
+            register_file(db_url[len("sqlite:///"):])
         e = _env()
         e.update(env or {})
         if gunicorn_workers:
