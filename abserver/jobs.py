@@ -164,8 +164,29 @@ def _update(conn, job, values: Dict[str, Any]) -> None:
         raise conflict("already_claimed", "job changed while this request was handled; retry")
 
 
+_STATE_COLUMNS = ("id, owner_id, status, eval_location, lease_id, runner_id, lease_expires, cells_done, "
+                  "cells_moved_at, stalled_at, stall_count, updated, status_msg")
+_SELECT_STATE = sa.text("SELECT %s FROM jobs WHERE id = :id" % _STATE_COLUMNS)
+_SELECT_STATE_LOCKED = sa.text("SELECT %s FROM jobs WHERE id = :id FOR UPDATE" % _STATE_COLUMNS)
+_UPDATE_PING = sa.text(
+    "UPDATE jobs SET status = :status, updated = :updated, cells_done = :cells_done, runner_name = :runner_name, "
+    "runner_version = :runner_version, progress = :progress, lease_expires = :lease_expires, "
+    "cells_moved_at = :cells_moved_at, stalled_at = :stalled_at, stall_count = :stall_count, "
+    "status_msg = :status_msg "
+    "WHERE id = :id AND status = :old_status AND updated = :old_updated AND lease_id = :old_lease_id")
+
+
+def get_job_state(conn, job_id: str, owner_id: int):
+    """Only the lease/state columns, locked: the hot path of pings (textual SQL, no blobs)."""
+    query = _SELECT_STATE_LOCKED if conn.dialect.name == "postgresql" else _SELECT_STATE
+    row = conn.execute(query, {"id": _check_id(job_id)}).first()
+    if row is None or row.owner_id != owner_id:
+        raise not_found("No such job")
+    return row
+
+
 def ping(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: ServerConfig) -> Dict[str, Any]:
-    job = get_job(conn, job_id, owner_id, lock=True)
+    job = get_job_state(conn, job_id, owner_id)
     ts = now()
     decision = leases.decide_ping(job, body["lease_id"], body["stage"], body.get("cells_done"),
                                   ts, config.stall_seconds)
@@ -177,12 +198,12 @@ def ping(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: ServerC
         "status": decision.status, "updated": ts, "cells_done": body.get("cells_done"),
         "runner_name": body["runner_name"], "runner_version": body["runner_version"],
         "progress": json.dumps(leases.progress_dict(body, http_date(ts))),
+        "lease_expires": ts + config.lease_seconds if decision.renew else job.lease_expires,
+        "cells_moved_at": ts if decision.cells_moved else job.cells_moved_at,
+        "stalled_at": None if decision.cells_moved else job.stalled_at,
+        "stall_count": job.stall_count or 0, "status_msg": job.status_msg,
+        "id": job.id, "old_status": job.status, "old_updated": job.updated, "old_lease_id": job.lease_id,
     }
-    if decision.renew:
-        values["lease_expires"] = ts + config.lease_seconds
-    if decision.cells_moved:
-        values["cells_moved_at"] = ts
-        values["stalled_at"] = None
     if decision.stalled and job.stalled_at is None:
         values["stalled_at"] = ts
         values["stall_count"] = (job.stall_count or 0) + 1
@@ -190,7 +211,8 @@ def ping(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: ServerC
             ts - job.cells_moved_at)
     elif not decision.stalled and job.stalled_at is not None:
         values["status_msg"] = None
-    _update(conn, job, values)
+    if conn.execute(_UPDATE_PING, values).rowcount != 1:
+        raise conflict("already_claimed", "job changed while this request was handled; retry")
     return answer
 
 

@@ -1,5 +1,7 @@
 """Users and their API tokens."""
-from typing import Optional
+import threading
+import time
+from typing import Dict, Optional, Tuple
 
 import sqlalchemy as sa
 
@@ -24,10 +26,42 @@ def add_user(engine: sa.engine.Engine, name: str) -> str:
     return token
 
 
+_BY_HASH = sa.text("SELECT id, name FROM users WHERE token_sha256 = :h")
+
+
 def user_by_token(conn: sa.engine.Connection, token: str) -> Optional[sa.engine.Row]:
-    return conn.execute(
-        sa.select(users.c.id, users.c.name).where(users.c.token_sha256 == token_hash(token))
-    ).first()
+    return conn.execute(_BY_HASH, {"h": token_hash(token)}).first()
+
+
+class TokenCache:
+    """Known tokens for ``ttl`` seconds, so a ping costs one database round trip, not two.
+
+    Only successful look-ups are cached (keyed by the token's hash); users are never
+    deleted, so the only effect of the TTL is memory.
+    """
+
+    def __init__(self, ttl: float = 60.0, max_entries: int = 10000):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: Dict[str, Tuple[float, int, str]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, engine: sa.engine.Engine, token: str) -> Optional[Tuple[int, str]]:
+        key = token_hash(token)
+        ts = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit and hit[0] > ts:
+            return hit[1], hit[2]
+        with engine.connect() as conn:
+            row = conn.execute(_BY_HASH, {"h": key}).first()
+        if row is None:
+            return None
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (ts + self.ttl, row.id, row.name)
+        return row.id, row.name
 
 
 def user_id_by_name(conn: sa.engine.Connection, name: str) -> int:

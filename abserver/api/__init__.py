@@ -6,9 +6,10 @@ from flask import Blueprint, g, request
 from ..app import AB_NO_AUTH, engine
 from ..bodies import Spec, check_fields, parse_json
 from ..errors import ApiError
-from ..users import user_by_token
+from ..users import TokenCache
 
 blueprint = Blueprint("api", __name__)
+_TOKENS = TokenCache()
 PUBLIC = {"api.openapi"}
 
 
@@ -23,13 +24,11 @@ def _authenticate():
         raise ApiError(401, "no_token", AB_NO_AUTH)
     if scheme != "Token" or not token.strip():
         raise ApiError(401, "bad_token", "the Authorization header must be 'Token <key>'")
-    with engine().connect() as conn:
-        user = user_by_token(conn, token.strip())
+    user = _TOKENS.lookup(engine(), token.strip())
     if user is None:
         raise ApiError(401, "bad_token", "unknown token; ask the server's admin for one "
                        "(abserver add-user NAME)")
-    g.user_id = user.id
-    g.user_name = user.name
+    g.user_id, g.user_name = user
     return None
 
 
