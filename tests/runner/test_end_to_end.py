@@ -1,9 +1,10 @@
 """The product, end to end: the real job server (SQLite) and the real daemon as processes.
 
 Along the way: the journal-style stderr lines with their job fields and MESSAGE_IDs, the
-sd_notify messages (a socket that records them), and the D-Bus status on a private
-dbus-daemon, including pause (training processes stopped, pings say 'paused') and resume.
+sd_notify messages (a socket that records them), and the D-Bus status and Progress
+signals on a private dbus-daemon, including pause (training processes stopped, pings say 'paused') and resume.
 """
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,20 @@ def dbus_call(address, method):
     subprocess.run([sys.executable, "-c", code, address, method], check=True, timeout=30)
 
 
+LISTEN = """
+import json, sys
+import dbus, dbus.mainloop.glib
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+bus = dbus.bus.BusConnection(sys.argv[1])
+def on_progress(status):
+    print(json.dumps({str(k): (v if isinstance(v, (int, float)) else str(v)) for k, v in status.items()}), flush=True)
+bus.add_signal_receiver(on_progress, signal_name="Progress", dbus_interface="org.acousticbrainz.Runner1")
+print("listening", flush=True)
+GLib.MainLoop().run()
+"""
+
+
 def proc_state(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -30,9 +45,14 @@ def proc_state(pid):
         return ""
 
 
-def test_job_trained_end_to_end(owner, daemon_factory, notify_socket, private_bus):
+def test_job_trained_end_to_end(owner, daemon_factory, notify_socket, private_bus, tmp_path, request):
+    d_tmp = tmp_path
     srv, token, dataset = owner
     job = srv.submit(dataset, *GRID_SMALL)
+    signals_log = open(os.path.join(str(d_tmp), "progress-signals.jsonl"), "wb")
+    listener = subprocess.Popen([sys.executable, "-c", LISTEN, private_bus], stdout=signals_log)
+    request.addfinalizer(lambda: listener.poll() is None and listener.kill())
+    wait_for(lambda: open(signals_log.name).read().startswith("listening"), what="the signal listener")
     d = daemon_factory({"server_url": server_root(srv), "dbus_bus": private_bus}, token=token,
                        env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "2000000"})
     d.start()
@@ -76,4 +96,11 @@ def test_job_trained_end_to_end(owner, daemon_factory, notify_socket, private_bu
     assert any(l.startswith("STATUS=paused job %s" % job[:8]) for l in lines), lines
     assert "STOPPING=1" in lines
     assert lines.count("WATCHDOG=1") >= 2  # fed from the main loop while training (every 1 s here)
+    listener.terminate()
+    listener.wait(timeout=10)
+    signals_log.close()
+    progress = [json.loads(l) for l in open(signals_log.name).read().splitlines()[1:]]
+    states = [p["state"] for p in progress if p.get("job_id") == job]
+    assert "training" in states and "paused" in states and "uploading" in states, sorted(set(states))
+    assert any(p.get("cells_done", 0) > 0 for p in progress)
     d.assert_token_never_shown()
