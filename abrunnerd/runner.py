@@ -36,6 +36,7 @@ AUTH_BACKOFF = 900.0  # a rejected token will not fix itself soon; SIGHUP retrie
 MAX_INTEGRITY_FAILURES = 5
 MAX_TRAIN_ATTEMPTS = 3  # runs of the training process per job before it is reported failed
 TICK = 0.2
+EX_NOPERM = 77  # --once with a rejected token
 
 
 class Signals:
@@ -96,6 +97,7 @@ class Runner:
         self._skipped: Dict[str, str] = {}  # job id -> why we do not take it
         self._pause_wanted = False
         self.once_done = False
+        self.exit_code = 0
 
     # -- lifecycle ------------------------------------------------------------------
     def _make_client(self) -> Optional[Client]:
@@ -126,7 +128,7 @@ class Runner:
         self._set(st.STOPPING, message="stopping")
         if self.client:
             self.client.close()
-        return 0
+        return self.exit_code
 
     def sleep(self, seconds: float) -> None:
         """Sleep in small steps, waking early for a signal; keep the watchdog fed."""
@@ -197,6 +199,8 @@ class Runner:
                           extra={"MESSAGE_ID": messages.TOKEN_REJECTED})
             self._set(st.BACKOFF, message="token rejected by " + self.cfg.server_url,
                       last_error="token rejected by " + self.cfg.server_url)
+            if self.once:  # cron/debugging: waiting a quarter of an hour helps nobody
+                self.once_done, self.exit_code = True, EX_NOPERM
             return AUTH_BACKOFF
         except ClientError as exc:
             return self._retry_later(exc)
