@@ -9,16 +9,19 @@ from typing import Tuple
 import numpy as np
 
 
+CHUNK_ROWS = 256  # temporaries stay at CHUNK_ROWS x n, not n x n
+
+
 class KernelParts:
     """Gram and squared-distance matrices of train x train and test x train."""
 
     def __init__(self, x_train: np.ndarray, x_test: np.ndarray) -> None:
-        self.gram = x_train @ x_train.T
         sq = np.einsum("ij,ij->i", x_train, x_train)
-        self.dist = sq[:, None] + sq[None, :] - 2.0 * self.gram
-        self.gram_test = x_test @ x_train.T
         sq_test = np.einsum("ij,ij->i", x_test, x_test)
-        self.dist_test = sq_test[:, None] + sq[None, :] - 2.0 * self.gram_test
+        self.gram = x_train @ x_train.T
+        self.gram_test = x_test @ x_train.T
+        self.dist = _distances(sq, sq, self.gram)
+        self.dist_test = _distances(sq_test, sq, self.gram_test)
         self._buf = np.empty_like(self.gram)
         self._buf_test = np.empty_like(self.gram_test)
 
@@ -29,6 +32,15 @@ class KernelParts:
         return (_poly(self.gram, gamma, self._buf), _poly(self.gram_test, gamma, self._buf_test))
 
 
+def _distances(sq_rows: np.ndarray, sq_cols: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """``(|x|^2 + |y|^2) - 2<x,y>`` in libsvm's order, without n x n temporaries."""
+    out = np.add(sq_rows[:, None], sq_cols[None, :])
+    for start in range(0, out.shape[0], CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        out[rows] -= 2.0 * gram[rows]
+    return out
+
+
 def _rbf(dist: np.ndarray, gamma: float, out: np.ndarray) -> np.ndarray:
     np.multiply(dist, -gamma, out=out)
     return np.exp(out, out=out)
@@ -36,6 +48,7 @@ def _rbf(dist: np.ndarray, gamma: float, out: np.ndarray) -> np.ndarray:
 
 def _poly(gram: np.ndarray, gamma: float, out: np.ndarray) -> np.ndarray:
     np.multiply(gram, gamma, out=out)
-    square = out * out
-    np.multiply(out, square, out=out)
+    for start in range(0, out.shape[0], CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        out[rows] *= out[rows] * out[rows]  # libsvm's powi(b, 3) = b * (b * b)
     return out
