@@ -38,11 +38,12 @@ def _db_url(request, tmp_dir) -> str:
 DB_PARAMS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture(scope="module", params=DB_PARAMS)
+@pytest.fixture(scope="session", params=DB_PARAMS)
 def world(request, tmp_path_factory) -> World:
-    """A server with two owners, shared by a module's tests (on SQLite, then on PostgreSQL).
+    """A server with two owners, shared by the suite's tests (on SQLite, then on PostgreSQL).
 
-    Tests that change a job's state make their own with ``new_job(world)``.
+    Tests that change a job's state make their own with ``jobflow.new_job``; tests
+    must not assume they see the only jobs of an owner.
     """
     tmp_dir = tmp_path_factory.mktemp("world")
     srv = ServerProcess(tmp_dir, db_url=_db_url(request, tmp_dir), args=NO_SPOT).start()
