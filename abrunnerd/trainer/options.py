@@ -77,6 +77,9 @@ class TrainOptions:
     def from_job_options(cls, options: Optional[Dict[str, Any]], seed: int = DEFAULT_SEED,
                          **extra: Any) -> "TrainOptions":
         """Read a job's ``options`` (AB's keys); absent keys take AB's defaults."""
+        if options is not None and not isinstance(options, dict):
+            raise OptionsError("job options must be a JSON object with keys %s, got %s"
+                               % (", ".join(JOB_KEYS), type(options).__name__))
         options = dict(options or {})
         unknown = sorted(k for k in options if k not in JOB_KEYS)
         if unknown:

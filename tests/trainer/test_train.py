@@ -188,7 +188,7 @@ def test_bad_datasets_get_clear_errors(change, words):
 @pytest.mark.parametrize("options, words", [
     ({"c_values": [1.5]}, "c_values"), ({"gamma_values": []}, "gamma_values"), ({"colour": 1}, "unknown job option"),
     ({"preprocessing_values": ["raw"]}, "unknown preprocessing 'raw'"), ({"filter_type": "album"}, "filter_type"),
-    ({"normalize": "yes"}, "normalize")])
+    ({"normalize": "yes"}, "normalize"), (["c_values"], "job options must be a JSON object")])
 def test_bad_options_get_clear_errors(options, words):
     with pytest.raises(OptionsError) as e:
         TrainOptions.from_job_options(options)
