@@ -47,6 +47,13 @@ def small_fs_factory():
         fs.close()
 
 
+@pytest.fixture(scope="session")
+def baselines():
+    """Undisturbed results by job grid, shared by the modules that compare against one
+    (same example dataset, same seed: the result does not depend on the server)."""
+    return {}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _reliability_out():
     """Print where the results go, so tools/reliability-report can be pointed at them."""

@@ -126,6 +126,31 @@ def _payload_bundle(payload, declared=None):
     return header + lzma.compress(payload, preset=0)
 
 
+def _payload_of(bundle):
+    """The decompressed payload of a real bundle (outer header, then xz)."""
+    return lzma.decompress(bundle[struct.calcsize("<4sBBHQ"):])
+
+
+def _with_header(bundle, edit):
+    """Rebuild ``bundle`` after ``edit(header_dict)`` on its JSON header (u32 length prefix)."""
+    payload = _payload_of(bundle)
+    (n,) = struct.unpack_from("<I", payload)
+    header = json.loads(payload[4:4 + n])
+    edit(header)
+    raw = json.dumps(header).encode()
+    return _payload_bundle(struct.pack("<I", len(raw)) + raw + payload[4 + n:])
+
+
+def _garbage_header(bundle):
+    payload = _payload_of(bundle)
+    (n,) = struct.unpack_from("<I", payload)
+    return _payload_bundle(payload[:4] + b"{not json" + b"\0" * (n - 9) + payload[4 + n:])
+
+
+def _bad_record(header):
+    header["records"][0][2] = 99
+
+
 def _corrupt_middle(data):
     b = bytearray(data)
     mid = len(b) // 2
@@ -146,16 +171,10 @@ BUNDLE_CASES = [
      lambda b: _payload_bundle(b"\0" * 1000, declared=1 << 40), "more than the limit"),
     ("bundle: 64 MiB of zeros declared as 1 KiB (decompression bomb)",
      lambda b: _payload_bundle(b"\0" * (64 << 20), declared=1024), "corrupt"),
-    ("bundle: valid xz, garbage header JSON",
-     lambda b: _payload_bundle(struct.pack("<I", 9) + b"{not json" + b"\0" * 8), "corrupt"),
-    ("bundle: record pointing at a missing skeleton",
-     lambda b: _payload_bundle(struct.pack("<I", 61) + json.dumps(
-         {"skeletons": [], "records": [["a", None, 3]], "others": [[]]},
-         separators=(",", ":")).encode().ljust(61)), "corrupt"),
-    ("bundle: trailing bytes after the last block",
-     lambda b: _payload_bundle(struct.pack("<I", 46) + json.dumps(
-         {"skeletons": [], "records": [], "others": []}).encode().ljust(46) + b"XXXX"),
-     "trailing"),
+    ("bundle: valid xz, garbage header JSON", _garbage_header, ""),
+    ("bundle: record pointing at a missing skeleton", lambda b: _with_header(b, _bad_record), ""),
+    ("bundle: trailing bytes after the last block", lambda b: _payload_bundle(_payload_of(b) + b"XXXX"), ""),
+    ("bundle: float block cut short", lambda b: _payload_bundle(_payload_of(b)[:-6]), ""),
 ]
 
 

@@ -110,20 +110,11 @@ def test_kill_daemon_in_every_stage(bench):
     assert len(landed) >= 3, "too few kills landed: %r" % landed
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "abrunnerd/runner.py Runner.train: a training process killed by a signal (rc < 0: kill -9, "
-    "the OOM killer) is reported to the server as a failed job ('training process failed "
-    "(killed by signal 9)') instead of being restarted from its checkpoint, so the job ends "
-    "failed with no result"))
 def test_kill_training_process(bench):  # the process train_worker
     landed = crash_run(bench, "worker-process", [("workers", "training")], seed=2)
     assert landed, "no worker kill landed"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "same root cause as test_kill_training_process: one pool process killed makes the trainer "
-    "raise 'a training worker process died (exit code -9)', the training process exits 1 and "
-    "abrunnerd/runner.py reports the job failed instead of retrying from the checkpoint"))
 @pytest.mark.long
 def test_kill_one_pool_process(bench):
     landed = crash_run(bench, "pool-process", [("pool", "training"), ("pool", "training")], seed=3)

@@ -12,7 +12,7 @@ import pytest
 
 from rel_harness import leaks, record
 from rel_harness.daemon import Daemon
-from rel_harness.jobwatch import local_state, server_job
+from rel_harness.jobwatch import comparable, local_state, server_job
 from rel_harness.procs import wait_for
 from rel_harness.record import captures_dir
 from rel_harness.server import AbServer
@@ -50,7 +50,7 @@ def _dbus_status(address):
     return r.stdout + r.stderr
 
 
-def test_token_absent_from_dbus_pings_and_logs_of_a_real_job(srv, tmp_path, private_bus):
+def test_token_absent_from_dbus_pings_and_logs_of_a_real_job(srv, tmp_path, private_bus, baselines):
     job = srv.submit(srv.dataset, *GRID)
     d = Daemon(tmp_path / "d", srv.base_url, srv.token, name="daemon-security",
                extra={"dbus_bus": private_bus}).start()
@@ -63,6 +63,8 @@ def test_token_absent_from_dbus_pings_and_logs_of_a_real_job(srv, tmp_path, priv
     finally:
         d.stop()
     (captures_dir() / ("dbus-replies-%s.txt" % job)).write_text("\n".join(replies))
+    # An undisturbed run of the shared grid: the baseline of the fault modules that follow.
+    baselines.setdefault(tuple(GRID), comparable(server_job(srv.base_url, srv.token, job)["result"]))
     con = sqlite3.connect(str(srv.db_path))
     stored = con.execute("SELECT progress, status_msg, runner_name FROM jobs WHERE id = ?", (job,)).fetchone()
     con.close()
