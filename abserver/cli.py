@@ -6,6 +6,8 @@ import os
 import sys
 from typing import List, Optional
 
+from sqlalchemy import exc as sa_exc
+
 from . import __version__
 from .config import ServerConfig
 from .datasets import DatasetError, import_dataset_dir
@@ -16,7 +18,7 @@ from .options import OptionsError
 from .timefmt import http_date
 from .users import UserError, add_user, user_id_by_name
 
-EX_USAGE, EX_DATAERR, EX_CONFIG = 64, 65, 78
+EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_CONFIG = 64, 65, 69, 78
 
 
 def _db(args) -> str:
@@ -199,6 +201,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (MigrationError, ValueError) as exc:
         print("abserver: %s" % exc, file=sys.stderr)
         return EX_CONFIG
+    except sa_exc.DBAPIError as exc:
+        print("abserver: database error: %s (check --db / $ABSERVER_DB and that the database is up)"
+              % str(exc.orig).strip().splitlines()[0], file=sys.stderr)
+        return EX_UNAVAILABLE
+    except sa_exc.ArgumentError as exc:
+        print("abserver: bad database URL: %s" % exc, file=sys.stderr)
+        return EX_CONFIG
+    except OSError as exc:
+        print("abserver: %s" % exc, file=sys.stderr)
+        return EX_UNAVAILABLE
 
 
 if __name__ == "__main__":
