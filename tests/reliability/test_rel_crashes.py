@@ -128,7 +128,7 @@ STAGES = ["download", "training", "training", "training", "upload", "any"]
 @pytest.mark.parametrize("n", range(12))
 def test_random_kills_long(bench, n):
     rng = random.Random(100 + n)
-    plan = sorted([(rng.choice(["daemon", "daemon", "daemon", "pool"]), rng.choice(STAGES)) for _ in range(5)],
+    plan = sorted([(rng.choice(["daemon", "daemon", "daemon", "pool"]), rng.choice(STAGES)) for _ in range(6)],
                   key=lambda p: STAGES.index(p[1]))
     plan = [(t, s) if not (t == "pool" and s in ("download", "upload")) else ("daemon", s)
             for t, s in plan]
