@@ -103,6 +103,7 @@ class Daemon:
         self.env.pop("NOTIFY_SOCKET", None)
         self.env.update(env or {})
         self.proc: Optional[subprocess.Popen] = None
+        self.python = sys.executable  # another runtime's interpreter for compatibility tests
         self.logs: List[str] = []
         self.runs = 0
 
@@ -122,7 +123,7 @@ class Daemon:
         self.logs.append(log)
         TOKEN_GREP_FILES.append(log)
         with open(log, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "abrunnerd.daemon", "--config",
+            self.proc = subprocess.Popen([self.python, "-m", "abrunnerd.daemon", "--config",
                                           self.config_path, "--log-level", "debug"] + list(args),
                                          stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=self.env)
         return self
