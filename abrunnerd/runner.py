@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from abrunnerd import messages
 from abrunnerd import status as st
@@ -95,6 +95,7 @@ class Runner:
         self.ping_interval = cfg.ping_interval
         self._trouble: Optional[str] = None  # the kind of the current network trouble, logged once
         self._skipped: Dict[str, str] = {}  # job id -> why we do not take it
+        self._resumed: Set[str] = set()
         self._pause_wanted = False
         self.once_done = False
         self.exit_code = 0
@@ -320,8 +321,10 @@ class Runner:
 
     def resume_lease(self, job: Job) -> None:
         kill_stale(job.state.get("worker_pgid"))
-        log.info("resuming job %s from %s", job.id, job.state.get("stage", "claimed"),
-                 extra=job_fields(job.id, job.dataset_id, job.state.get("stage")))
+        if job.id not in self._resumed:  # once, not on every retry after a network error
+            self._resumed.add(job.id)
+            log.info("resuming job %s from %s", job.id, job.state.get("stage", "claimed"),
+                     extra=job_fields(job.id, job.dataset_id, job.state.get("stage")))
         if job.local_only or os.path.exists(job.files.result) or job.state.get("failure"):
             return  # the upload (or fail report) itself checks the lease
         assert self.client is not None
