@@ -16,8 +16,29 @@ from typing import Dict
 
 import pytest
 
-from syshelpers import BUILD_DEBS, UPGRADE_SUFFIX, Sandbox, build_unavailable, known_breakage, \
+from syshelpers import BUILD_DEBS, SANDBOX, UPGRADE_SUFFIX, Sandbox, build_unavailable, known_breakage, \
     require, sandbox_unavailable, version
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prebuilt_rootfs(request, tmp_path_factory: pytest.TempPathFactory):
+    """Build (or refresh) the cached rootfs of each suite in the background, one at a time,
+    while the .debs build: on a fresh machine this overlaps the two slowest steps. A test
+    that needs a suite first simply waits on the tool's per-suite lock."""
+    if sandbox_unavailable() or not any("system" in item.keywords for item in request.session.items):
+        yield None
+        return
+    log = tmp_path_factory.mktemp("rootfs") / "build.log"
+    script = " ; ".join("%s -s %s --build-only" % (SANDBOX, s) for s in ("bookworm", "bullseye", "trixie"))
+    with open(log, "w") as f:
+        proc = subprocess.Popen(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, stdout=f,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    yield proc
+    try:
+        proc.wait(timeout=900)  # normally long done; never leave it running
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")
