@@ -176,9 +176,12 @@ _UPDATE_PING = sa.text(
     "WHERE id = :id AND status = :old_status AND updated = :old_updated AND lease_id = :old_lease_id")
 
 
-def get_job_state(conn, job_id: str, owner_id: int):
-    """Only the lease/state columns, locked: the hot path of pings (textual SQL, no blobs)."""
-    query = _SELECT_STATE_LOCKED if conn.dialect.name == "postgresql" else _SELECT_STATE
+def get_job_state(conn, job_id: str, owner_id: int, lock: bool = False):
+    """Only the lease/state columns: the hot path of pings (textual SQL, no blobs).
+
+    ``lock`` takes the row lock on PostgreSQL (inside a transaction); without it the
+    caller relies on an UPDATE conditioned on what was read."""
+    query = _SELECT_STATE_LOCKED if lock and conn.dialect.name == "postgresql" else _SELECT_STATE
     row = conn.execute(query, {"id": _check_id(job_id)}).first()
     if row is None or row.owner_id != owner_id:
         raise not_found("No such job")
@@ -186,7 +189,18 @@ def get_job_state(conn, job_id: str, owner_id: int):
 
 
 def ping(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: ServerConfig) -> Dict[str, Any]:
-    job = get_job_state(conn, job_id, owner_id)
+    """Apply a ping. Works in a transaction or in autocommit mode: the UPDATE is conditioned on
+    the state read, and a concurrent change (another ping of the same job) is re-read and retried."""
+    for _attempt in range(5):
+        answer = _ping_once(conn, job_id, owner_id, body, config)
+        if answer is not None:
+            return answer
+    raise conflict("busy", "job is being updated concurrently; retry the ping")
+
+
+def _ping_once(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: ServerConfig
+               ) -> Optional[Dict[str, Any]]:
+    job = get_job_state(conn, job_id, owner_id, lock=False)
     ts = now()
     decision = leases.decide_ping(job, body["lease_id"], body["stage"], body.get("cells_done"),
                                   ts, config.stall_seconds)
@@ -212,7 +226,7 @@ def ping(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: ServerC
     elif not decision.stalled and job.stalled_at is not None:
         values["status_msg"] = None
     if conn.execute(_UPDATE_PING, values).rowcount != 1:
-        raise conflict("already_claimed", "job changed while this request was handled; retry")
+        return None
     return answer
 
 

@@ -14,8 +14,10 @@ phases per database:
   target applies: ≥ 300 pings/s with p99 < 100 ms;
 * saturated: every runner pings back to back, which shows the ceiling.
 
-It prints requests/s, p50, p99, max and errors for each. The client threads share the
-2 cores with the server, so the figures are conservative. Bounded in time; it stops
+It prints requests/s, p50, p99, max and errors for each, and the CPU time the server
+(gunicorn workers, and PostgreSQL's processes) spent per ping, which does not depend
+on what else the machine runs: 2000 / that = the pings/s two idle cores could serve.
+The client threads share the cores with the server, so latencies are conservative. Bounded in time; it stops
 the server and the cluster itself.
 """
 import argparse
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import List, Tuple
 from urllib.parse import urlsplit
 
+import psutil
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +61,20 @@ def make_jobs(srv: ServerProcess, token: str, count: int) -> List[Tuple[str, str
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(one, range(count)))
+
+
+def server_cpu(pids: List[int]) -> float:
+    """CPU seconds used so far by these processes and all their descendants."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root] + root.children(recursive=True):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def run_phase(srv, token, jobs, duration: float, interval: float) -> Tuple[int, int, List[float], float]:
@@ -114,12 +131,15 @@ def run_phase(srv, token, jobs, duration: float, interval: float) -> Tuple[int, 
     return len(latencies), errors[0], latencies, duration
 
 
-def report(label: str, phase: Tuple[int, int, List[float], float]) -> str:
+def report(label: str, phase: Tuple[int, int, List[float], float], cpu: float) -> str:
     count, errors, latencies, duration = phase
     lat = sorted(latencies)
     p = (lambda q: 1000 * lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: float("nan"))
-    return ("%-34s %8.1f req/s  p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms  errors %d of %d"
-            % (label, count / duration, p(0.50), p(0.99), 1000 * max(lat) if lat else 0, errors, count))
+    per_ping = 1000.0 * cpu / max(count, 1)
+    return ("%-34s %7.1f req/s  p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms  errors %d of %d  "
+            "server CPU %.2f ms/ping (=> %.0f pings/s on 2 idle cores)"
+            % (label, count / duration, p(0.50), p(0.99), 1000 * max(lat) if lat else 0, errors, count,
+               per_ping, 2000.0 / per_ping if per_ping else 0))
 
 
 def bench(db: str, args) -> List[str]:
@@ -140,12 +160,13 @@ def bench(db: str, args) -> List[str]:
                 srv.import_dataset(owner="load")
                 jobs = make_jobs(srv, token, args.runners)
                 label = "gunicorn %dx%d + %s" % (args.workers, args.threads, db)
-                paced = run_phase(srv, token, jobs, args.duration, args.runners / float(args.rate))
-                lines.append(report("%s, paced %d/s" % (label, args.rate), paced))
-                print(lines[-1], flush=True)
-                saturated = run_phase(srv, token, jobs, args.duration, 0)
-                lines.append(report("%s, saturated" % label, saturated))
-                print(lines[-1], flush=True)
+                pids = [srv.proc.pid] + ([cluster.postmaster_pid()] if cluster else [])
+                for name, interval in (("paced %d/s" % args.rate, args.runners / float(args.rate)),
+                                       ("saturated", 0.0)):
+                    before = server_cpu(pids)
+                    phase = run_phase(srv, token, jobs, args.duration, interval)
+                    lines.append(report("%s, %s" % (label, name), phase, server_cpu(pids) - before))
+                    print(lines[-1], flush=True)
             finally:
                 srv.stop()
         finally:

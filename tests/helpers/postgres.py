@@ -68,6 +68,9 @@ class PostgresCluster:
                 last = exc
         raise RuntimeError("PostgreSQL did not start: %s" % last)
 
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def url(self, dbname: str = "postgres") -> str:
         return "postgresql://postgres@127.0.0.1:%d/%s" % (self.port, dbname)
 

@@ -70,7 +70,7 @@ tree = st.recursive(leaf, lambda children: st.one_of(st.lists(children, max_size
                     max_leaves=30)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(st.lists(st.tuples(st.uuids().map(str), st.dictionaries(st.text(max_size=5), tree, max_size=6),
                           st.one_of(st.none(), st.text(max_size=10))), max_size=6))
 def test_any_json_documents_round_trip(records):
