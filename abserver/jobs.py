@@ -141,10 +141,10 @@ def claim(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: Server
     values = dict(
         status="running", runner_id=body["runner_id"], runner_name=body["runner_name"],
         runner_version=body["runner_version"], lease_id=lease_id,
-        lease_expires=ts + config.lease_seconds, updated=ts, stalled_at=None,
+        lease_expires=ts + config.lease_seconds, updated=ts, stalled_at=None, cells_moved_at=ts,
     )
     if not resumed:
-        values.update(cells_done=None, cells_moved_at=ts, status_msg=None, progress=json.dumps(
+        values.update(cells_done=None, status_msg=None, progress=json.dumps(
             leases.progress_dict({"stage": "claimed", "runner_name": body["runner_name"],
                                   "runner_version": body["runner_version"]}, http_date(ts))))
     _update(conn, job, values)
