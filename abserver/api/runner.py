@@ -152,16 +152,22 @@ def _upload_parts():
     return lease_id, result, model
 
 
+def _replay(job, digest: str):
+    """The answer for a job that is already done: 200 for the same upload, else 409."""
+    if job.upload_sha256 == digest:
+        return json_response({"job_id": job.id, "status": "done", "replayed": True}, 200)
+    raise conflict("result_exists", "job already has a different result")
+
+
 @blueprint.route("/datasets/evaluation/jobs/<job_id>/result", methods=["PUT"])
 def upload_result(job_id):
+    """Validate (no lock held), spot-check (seconds, no lock held), then store under the lock."""
     lease_id, result, model = _upload_parts()
     digest = upload_digest(result, model)
     with engine().connect() as conn:
         job = job_store.get_job(conn, job_id, g.user_id)
         if job.status == "done":
-            if job.upload_sha256 == digest:
-                return json_response({"job_id": job.id, "status": "done", "replayed": True}, 200)
-            raise conflict("result_exists", "job already has a different result")
+            return _replay(job, digest)
         check_upload_lease(job, lease_id, now())
         snapshot = json.loads(job_store.snapshot_of(conn, job).data)
         options = json.loads(job.options)
@@ -170,9 +176,7 @@ def upload_result(job_id):
     with engine().begin() as conn:
         job = job_store.get_job(conn, job_id, g.user_id, lock=True)
         if job.status == "done":
-            if job.upload_sha256 == digest:
-                return json_response({"job_id": job.id, "status": "done", "replayed": True}, 200)
-            raise conflict("result_exists", "job already has a different result")
+            return _replay(job, digest)
         check_upload_lease(job, lease_id, now())
         job_store.store_result(conn, job, result, model, digest)
     return json_response({"job_id": job_id, "status": "done", "replayed": False}, 201)
