@@ -206,8 +206,8 @@ def _ping_once(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: S
                                   ts, config.stall_seconds)
     answer = {"cancel": decision.status == "canceled", "ping_interval": config.ping_interval,
               "lease_seconds": config.lease_seconds, "stalled": decision.stalled}
-    if decision.status == "canceled":
-        return answer
+    if decision.status in ("canceled", "done"):
+        return answer  # nothing to record
     values: Dict[str, Any] = {
         "status": decision.status, "updated": ts, "cells_done": body.get("cells_done"),
         "runner_name": body["runner_name"], "runner_version": body["runner_version"],

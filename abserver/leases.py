@@ -62,8 +62,12 @@ def decide_ping(job: Any, lease_id: str, stage: str, cells_done: Optional[int],
         return PingDecision("canceled", False, False, False)
     if job.lease_id != lease_id:
         raise conflict("lease_lost", "the lease expired and the job went to another runner")
-    if job.status in ("done", "failed"):
-        raise conflict("job_finished", "job is already %s" % job.status)
+    if job.status == "done":
+        # Done under this very lease: the runner's upload was stored but it may not have
+        # heard the answer. A plain 200 lets it retry the upload, which answers "replayed".
+        return PingDecision("done", False, False, False)
+    if job.status == "failed":
+        raise conflict("job_finished", "job is already failed")
     counting = stage == "training" and cells_done is not None
     moved = (not counting) or cells_done != job.cells_done or job.cells_moved_at is None
     if moved:

@@ -60,5 +60,8 @@ def test_frozen_cells_stall_only_after_the_stall_time_and_only_while_training():
 
 def test_ping_from_a_lost_lease_and_on_finished_jobs():
     assert code(decide_ping, job(), "other", "training", 3, 60.0, 30) == (409, "lease_lost")
-    assert code(decide_ping, job(status="done"), LEASE, "training", 3, 60.0, 30) == (409, "job_finished")
+    assert code(decide_ping, job(status="failed"), LEASE, "training", 3, 60.0, 30) == (409, "job_finished")
+    done = decide_ping(job(status="done"), LEASE, "uploading", 3, 60.0, 30)
+    assert (done.status, done.renew) == ("done", False), "its upload was stored; the runner may retry it"
+    assert code(decide_ping, job(status="done"), "other", "training", 3, 60.0, 30) == (409, "lease_lost")
     assert decide_ping(job(status="canceled"), "any", "training", 3, 60.0, 30).status == "canceled"

@@ -118,7 +118,9 @@ def test_result_upload_is_idempotent_and_final(world):
     model = requests.get(world.srv.url("/datasets/evaluation/jobs/%s/model" % job), headers=world.srv.auth(world.alice))
     assert model.status_code == 200 and model.content == FAKE_MODEL
     assert claim(world.srv, world.alice, job).json()["code"] == "job_finished"
-    assert ping(world.srv, world.alice, job, lease["lease_id"]).json()["code"] == "job_finished"
+    late = ping(world.srv, world.alice, job, lease["lease_id"], stage="uploading")
+    assert late.status_code == 200 and late.json()["cancel"] is False, "lost upload answer: runner retries"
+    assert ping(world.srv, world.alice, job, str(uuid.uuid4())).json()["code"] == "lease_lost"
 
 
 def test_fail_marks_job_failed_with_reason(world):
