@@ -1,27 +1,15 @@
-"""Trainer test fixtures: the bundled 60-recording slice and Gaia's reference results in ../shared."""
+"""Trainer test fixtures (paths live in trainer_paths.py: a unique module name, unlike conftest)."""
 import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-sys.path.insert(0, str(HERE))
-AB_REAL_SMALL = REPO / "examples" / "ab-real-small"
-SHARED = REPO.parent / "shared"
-AB_REAL_1 = SHARED / "data" / "ab-real-1"
-GAIA_REFERENCE = AB_REAL_1 / "gaia-reference"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from trainer_paths import AB_REAL_SMALL  # noqa: E402
 
 
-def need_shared(*parts: str) -> Path:
-    """A path under ../shared/data/ab-real-1, or skip saying exactly which file is missing."""
-    path = AB_REAL_1.joinpath(*parts)
-    if not path.exists():
-        pytest.skip("Gaia reference data missing: %s (CI provides ../shared beside the clone)" % path)
-    return path
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def small_dataset():
     from abrunnerd.trainer import load_dataset_dir
 

@@ -3,7 +3,7 @@ import json
 import random
 
 from abrunnerd.trainer.folds import artist_folds, balance_classes, gaia_folds
-from conftest import need_shared
+from trainer_paths import need_shared
 
 
 def test_gaia_folds_hand_case():

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from abrunnerd.trainer import PredictionError
-from conftest import AB_REAL_SMALL, REPO
+from trainer_paths import AB_REAL_SMALL, REPO
 
 
 def _ctl(*args):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from abrunnerd.trainer import TrainOptions, load_dataset_dir, train
-from conftest import need_shared
+from trainer_paths import need_shared
 
 TOLERANCE_POINTS = 2.0
 

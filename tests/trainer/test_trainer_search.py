@@ -6,7 +6,7 @@ import pytest
 
 from abrunnerd.trainer import (Dataset, DatasetError, OptionsError, TrainingStopped, TrainOptions, estimate_peak_memory,
                                evaluate_cells, train)
-from synth import doc
+from trainer_synth import doc
 
 SMALL_GRID = {"c_values": [1, 5], "gamma_values": [-5, -9]}
 

@@ -10,7 +10,7 @@ from abrunnerd.trainer.flatten import flatten_document
 from abrunnerd.trainer.merge import merge_documents
 from abrunnerd.trainer.patterns import PatternError, resolve
 from abrunnerd.trainer.preprocessing import apply_preprocessing
-from synth import tiny_documents, variant
+from trainer_synth import tiny_documents, variant
 
 f32 = np.float32
 

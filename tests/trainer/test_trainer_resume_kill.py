@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import AB_REAL_SMALL, REPO
+from trainer_paths import AB_REAL_SMALL, REPO
 
 GRID = ["--c-values", "-1", "1", "5", "9", "--gamma-values", "-3", "-7", "-11"]
 TOTAL_CELLS = 5 * 2 * 4 * 3 * 5
