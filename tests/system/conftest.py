@@ -16,8 +16,8 @@ from typing import Dict
 
 import pytest
 
-from syshelpers import BUILD_DEBS, SANDBOX, UPGRADE_SUFFIX, Sandbox, build_unavailable, known_breakage, \
-    require, sandbox_unavailable, version
+from syshelpers import BUILD_DEBS, SANDBOX, UPGRADE_SUFFIX, Sandbox, build_unavailable, require, \
+    sandbox_unavailable, version
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,13 +75,3 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
 def sandbox(tmp_path) -> Sandbox:
     require(sandbox_unavailable())
     return Sandbox(str(tmp_path))
-
-
-@pytest.fixture
-def xfail_known(request):
-    """Call with the suite: marks the test xfail (strict) when known_breakage() says so."""
-    def mark(suite: str) -> None:
-        why = known_breakage(suite)
-        if why:
-            request.node.add_marker(pytest.mark.xfail(reason=why, strict=True))
-    return mark

@@ -1,7 +1,5 @@
-"""Helpers of the system tests (see conftest.py): sandbox availability, the sandbox runner,
-known defects of the code under test per suite."""
+"""Helpers of the system tests (see conftest.py): sandbox availability and the sandbox runner."""
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -69,21 +67,3 @@ class Sandbox:
                            stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout + 120)
         r.seconds = time.monotonic() - t0  # type: ignore[attr-defined]
         return r
-
-
-def known_breakage(suite: str) -> Optional[str]:
-    """A precise reason when the code under test has a known defect on this suite (the
-    test is then xfail, strict: it turns into a failure once the defect is fixed
-    without this check being updated)."""
-    if suite == "bullseye":
-        path = os.path.join(ROOT, "abrunnerd", "reporting", "dbus_service.py")
-        with open(path) as f:
-            src = f.read()
-        # dbus-python 1.2.16 (Debian 11) builds signals with inspect.getargspec, which
-        # raises ValueError on any annotated function: the daemon dies at start.
-        if re.search(r"@dbus\.service\.signal\([^\n]*\)\s*\n\s*def \w+\([^)]*:[^)]*\)|"
-                     r"@dbus\.service\.signal\([^\n]*\)\s*\n\s*def \w+\([^)]*\)\s*->", src):
-            return ("abrunnerd/reporting/dbus_service.py annotates a @dbus.service.signal method; "
-                    "dbus-python 1.2.16 on Debian 11 raises 'Function has keyword-only parameters "
-                    "or annotations' (inspect.getargspec) and the daemon exits at start")
-    return None

@@ -70,8 +70,7 @@ def test_debconf_token(sandbox, debs, tmp_path):
 
 @pytest.mark.system
 @pytest.mark.parametrize("suite", SUITES)
-def test_lifecycle(suite, sandbox, debs, server_factory, tmp_path, xfail_known):
-    xfail_known(suite)
+def test_lifecycle(suite, sandbox, debs, server_factory, tmp_path):
     srv = server_factory()
     token = srv.add_user("owner-%s" % suite)
     dataset_id = srv.import_dataset(EXAMPLE_DATASET, owner="owner-%s" % suite)
