@@ -530,8 +530,12 @@ class Runner:
         try:
             answer = self.client.ping(job.id, body)
         except Conflict as exc:
-            log.warning("job %s: lease lost (%s); stopping work on it", job.id, exc,
-                        extra=job_fields(job.id, job.dataset_id, stage))
+            if exc.code == "job_finished":
+                log.info("the server says job %s is already finished; stopping work on it", job.id,
+                         extra=job_fields(job.id, job.dataset_id, stage))
+            else:
+                log.warning("job %s: lease lost (%s); stopping work on it", job.id, exc,
+                            extra=job_fields(job.id, job.dataset_id, stage))
             job.lease_lost = True
             return
         except ClientError as exc:
@@ -662,8 +666,11 @@ class Runner:
                         raise Stopping()
                     self.tick(job, "uploading")  # keep the lease while waiting
                     if job.lease_lost or job.canceled:
-                        raise Conflict(409, "lease_lost" if job.lease_lost else "job_canceled",
-                                       "the job is no longer ours", what)
+                        # A ping says the job is no longer running here, perhaps because our
+                        # last try was stored but its answer lost: retry now, the server's
+                        # answer decides (200 already stored, 409 no longer ours).
+                        job.lease_lost = job.canceled = False
+                        break
                     time.sleep(TICK)
 
     def _finished(self, job: Job, result: Dict[str, Any], how: str) -> None:

@@ -98,7 +98,7 @@ class Proxy(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
         try:
             resp = self.session.request(self.command, self.upstream + self.path, headers=headers, data=body,
-                                        allow_redirects=False, timeout=60, stream=False)
+                                        allow_redirects=False, timeout=600, stream=False)
         except requests.RequestException:
             self._log("502/upstream down")
             self.send_response(502)
