@@ -22,14 +22,15 @@ STOP_GRACE_SECONDS = 5.0
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
-def run_tasks(tasks: List[Task], on_cell: OnCell, workers: int,
+def run_tasks(tasks: List[Task], on_cell: OnCell, pool: Optional["WorkerPool"] = None,
               should_stop: Optional[Callable[[], bool]] = None) -> None:
+    """Run every task's cells, in ``pool`` if given (and useful), otherwise in this process."""
     if not tasks:
         return
-    if workers <= 1 or len(tasks) == 1:
+    if pool is None or len(tasks) == 1:
         _run_here(tasks, on_cell, should_stop)
     else:
-        _run_pool(tasks, on_cell, min(workers, len(tasks)), should_stop)
+        pool.run(tasks, on_cell, should_stop)
 
 
 def _run_here(tasks: List[Task], on_cell: OnCell, should_stop: Optional[Callable[[], bool]]) -> None:
@@ -43,12 +44,14 @@ def _run_here(tasks: List[Task], on_cell: OnCell, should_stop: Optional[Callable
 
 
 def _worker_main(tasks: "multiprocessing.Queue", results: "multiprocessing.Queue", stop, parent: int) -> None:
-    """Take units until the sentinel; exit early on the stop event or when the parent is gone."""
+    """Import scikit-learn, then take units until the sentinel; exit early on stop or when the parent is gone."""
 
     def should_stop() -> bool:
         return stop.is_set() or os.getppid() != parent
 
     try:
+        import sklearn.svm  # noqa: F401  (warm up while the parent prepares the data)
+
         while not should_stop():
             try:
                 task = tasks.get(timeout=1.0)
@@ -80,33 +83,41 @@ def _single_threaded_blas() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _run_pool(tasks: List[Task], on_cell: OnCell, workers: int,
-              should_stop: Optional[Callable[[], bool]]) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    task_queue, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
-    remaining = sum(len(cells) for _, cells in tasks)
-    for task in tasks:
-        task_queue.put(task)
-    for _ in range(workers):
-        task_queue.put(None)
-    procs = []
-    with _single_threaded_blas():
-        for _ in range(workers):
-            p = ctx.Process(target=_worker_main, args=(task_queue, results, stop, os.getpid()))
-            p.start()
-            procs.append(p)
-    exited = 0
-    try:
+class WorkerPool:
+    """Spawned worker processes, started before the data is prepared so their imports overlap it."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.procs: List["multiprocessing.process.BaseProcess"] = []
+        ctx = multiprocessing.get_context("spawn")
+        self._ctx = ctx
+        self._tasks, self._results, self._stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+
+    def __enter__(self) -> "WorkerPool":
+        with _single_threaded_blas():
+            for _ in range(self.workers):
+                p = self._ctx.Process(target=_worker_main, args=(self._tasks, self._results, self._stop, os.getpid()))
+                p.start()
+                self.procs.append(p)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, tasks: List[Task], on_cell: OnCell, should_stop: Optional[Callable[[], bool]]) -> None:
+        remaining = sum(len(cells) for _, cells in tasks)
+        for task in tasks:
+            self._tasks.put(task)
         while remaining > 0:
             if should_stop is not None and should_stop():
                 raise TrainingStopped("stopped")
             try:
-                msg = results.get(timeout=POLL_SECONDS)
+                msg = self._results.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                dead = [p for p in procs if p.exitcode not in (None, 0)]
-                if dead or (exited == 0 and all(p.exitcode is not None for p in procs)):
-                    raise RuntimeError("a training worker process died (exit code %s)"
-                                       % (dead[0].exitcode if dead else procs[0].exitcode))
+                dead = [p for p in self.procs if p.exitcode is not None]
+                if len(dead) == len(self.procs) or any(p.exitcode != 0 for p in dead):
+                    raise RuntimeError("a training worker process died (exit code %s) with %d cells left"
+                                       % (dead[0].exitcode, remaining))
                 continue
             if msg[0] == "cell":
                 _, prep, fold, cell, outcome = msg
@@ -114,20 +125,23 @@ def _run_pool(tasks: List[Task], on_cell: OnCell, workers: int,
                 on_cell(prep, fold, cell, outcome)
             elif msg[0] == "error":
                 raise RuntimeError("a training worker failed:\n" + msg[1])
-            else:
-                exited += 1
-                if exited == len(procs) and remaining > 0:
-                    raise RuntimeError("the training workers exited with %d cells left" % remaining)
-    finally:
-        stop.set()
-        for p in procs:
-            p.join(STOP_GRACE_SECONDS if remaining == 0 else 1.0)
-        for p in procs:
+        if should_stop is not None and should_stop():
+            raise TrainingStopped("stopped")
+
+    def close(self) -> None:
+        """Ask the workers to finish, then stop the ones that do not."""
+        if not self.procs:
+            return
+        for _ in self.procs:
+            self._tasks.put(None)
+        self._stop.set()
+        for p in self.procs:
+            p.join(STOP_GRACE_SECONDS)
+        for p in self.procs:
             if p.is_alive():
                 p.terminate()
                 p.join(STOP_GRACE_SECONDS)
-        for q in (task_queue, results):
+        for q in (self._tasks, self._results):
             q.cancel_join_thread()
             q.close()
-    if should_stop is not None and should_stop():
-        raise TrainingStopped("stopped")
+        self.procs = []

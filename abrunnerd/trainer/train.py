@@ -16,7 +16,7 @@ from abrunnerd.trainer.errors import DatasetError, FoldError, TrainingStopped
 from abrunnerd.trainer.folds import artist_folds, balance_classes, gaia_folds
 from abrunnerd.trainer.dataset import Dataset
 from abrunnerd.trainer.frame import Frame
-from abrunnerd.trainer.grid import run_tasks
+from abrunnerd.trainer.grid import WorkerPool, run_tasks
 from abrunnerd.trainer.merge import Merged, merge_documents
 from abrunnerd.trainer.model import class_order, fit_final, slugify
 from abrunnerd.trainer.options import TrainOptions
@@ -188,42 +188,54 @@ def choose_best(combos: List[Combination], opts: TrainOptions) -> Combination:
     return max(tied, key=lambda c: (neighbourhood_mean(c, table, opts), -order[id(c)]))
 
 
+class _NoPool:
+    """Stands in for a WorkerPool when training runs in this process."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkpoint_path: Optional[str] = None,
           progress: ProgressFn = None, should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
     """Run the whole search; see the package docstring for the contract."""
     workers = workers or os.cpu_count() or 1
     _report(progress, "preparing", 0, 0, None, "merging and preprocessing %d recordings" % len(ds.groundtruth))
-    prepared = prepare(ds, opts)
-    keys = [(p, k, c, g, f) for (p, k, c, g) in opts.combinations() for f in range(opts.nfold)]
-    log = Checkpoint(checkpoint_path, fingerprint(prepared, opts))
-    try:
-        done = {key: log.done[key] for key in keys if key in log.done}
-        total = len(keys)
-        clock = EtaClock()
-        state = {"done": len(done)}
-        _report(progress, "training", len(done), total, None, "%d of %d cells already done" % (len(done), total))
+    with (WorkerPool(workers) if workers > 1 else _NoPool()) as pool:
+        prepared = prepare(ds, opts)
+        keys = [(p, k, c, g, f) for (p, k, c, g) in opts.combinations() for f in range(opts.nfold)]
+        log = Checkpoint(checkpoint_path, fingerprint(prepared, opts))
+        try:
+            done = {key: log.done[key] for key in keys if key in log.done}
+            total = len(keys)
+            clock = EtaClock()
+            state = {"done": len(done)}
+            _report(progress, "training", len(done), total, None,
+                    "%d of %d cells already done" % (len(done), total))
 
-        def on_cell(prep: str, fold: int, cell: tuple, outcome: Any) -> None:
-            key = (prep, cell[0], cell[1], cell[2], fold)
-            log.add(key, outcome)
-            done[key] = outcome
-            clock.tick()
-            state["done"] += 1
-            _report(progress, "training", state["done"], total, clock.eta(total - state["done"]),
-                    "%s %s C=2^%d gamma=2^%d fold %d" % (prep, cell[0], cell[1], cell[2], fold))
+            def on_cell(prep: str, fold: int, cell: tuple, outcome: Any) -> None:
+                key = (prep, cell[0], cell[1], cell[2], fold)
+                log.add(key, outcome)
+                done[key] = outcome
+                clock.tick()
+                state["done"] += 1
+                _report(progress, "training", state["done"], total, clock.eta(total - state["done"]),
+                        "%s %s C=2^%d gamma=2^%d fold %d" % (prep, cell[0], cell[1], cell[2], fold))
 
-        tasks = []
-        for prep in opts.preprocessing_values:
-            for fold in range(opts.nfold):
-                cells = [(k, c, g) for (p, k, c, g, f) in keys if p == prep and f == fold
-                         and (p, k, c, g, f) not in done]
-                if cells:
-                    tasks.append((prepared.unit(prep, fold), cells))
-        if should_stop is not None and should_stop():
-            raise TrainingStopped("stopped before training")
-        run_tasks(tasks, on_cell, workers, should_stop)
-    finally:
-        log.close()
+            tasks = []
+            for prep in opts.preprocessing_values:
+                for fold in range(opts.nfold):
+                    cells = [(k, c, g) for (p, k, c, g, f) in keys if p == prep and f == fold
+                             and (p, k, c, g, f) not in done]
+                    if cells:
+                        tasks.append((prepared.unit(prep, fold), cells))
+            if should_stop is not None and should_stop():
+                raise TrainingStopped("stopped before training")
+            run_tasks(tasks, on_cell, pool, should_stop)
+        finally:
+            log.close()
     combos = _combine(opts, done, len(prepared.classes))
     best = choose_best(combos, opts)
     _report(progress, "final", total, total, 0.0, "training the final model (%s %s C=2^%d gamma=2^%d)"
