@@ -139,7 +139,7 @@ class Daemon:
         with open(self.logs[-1], "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def wait_log(self, fragment: str, timeout: float = 120.0) -> str:
+    def wait_log(self, fragment: str, timeout: float = 300.0) -> str:
         return wait_for(lambda: fragment in self.current_output() and self.current_output(), timeout,
                         what=repr(fragment) + " in the daemon's log")
 
