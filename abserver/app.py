@@ -18,8 +18,9 @@ OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
 AB_NO_AUTH = "You need to provide an Authorization header."
 
 
-def json_response(body, status: int = 200, headers: Optional[dict] = None) -> Response:
-    data = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+def json_response(body, status: int = 200, headers: Optional[dict] = None, allow_nan: bool = False) -> Response:
+    """Sorted keys like AB; NaN only where documents may hold it (written as Python's json does)."""
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=allow_nan)
     return Response(data + "\n", status=status, headers=headers, content_type="application/json; charset=utf-8")
 
 

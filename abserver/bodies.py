@@ -12,14 +12,21 @@ _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a b
                type(None): "null", list: "a list", dict: "an object"}
 
 
-def parse_json(raw: bytes, max_bytes: int = 1024 * 1024) -> Any:
-    """Decode a JSON request body, with clear errors for the usual mistakes."""
+def _no_constant(name: str) -> Any:
+    raise ValueError("%s is not a JSON number" % name)
+
+
+def parse_json(raw: bytes, max_bytes: int = 1024 * 1024, allow_nan: bool = False) -> Any:
+    """Decode a JSON request body, with clear errors for the usual mistakes.
+
+    NaN and ±Infinity (which Python's json accepts) are refused unless ``allow_nan``:
+    only low-level documents may carry them, as Essentia writes them."""
     if len(raw) > max_bytes:
         raise ApiError(413, "too_large", "request body is larger than %d bytes" % max_bytes)
     if not raw:
         raise bad_request("invalid_json", "request body is empty; send a JSON object")
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"), parse_constant=None if allow_nan else _no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise bad_request("invalid_json", "request body is not valid JSON: %s" % str(exc)[:200])
     check_strings(body)

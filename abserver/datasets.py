@@ -97,15 +97,28 @@ def check_document(doc: Any, mbid: str) -> None:
         raise DatasetError("low-level document of %s must be an object with a 'lowlevel' section" % mbid)
 
 
+class NotOwner(DatasetError):
+    """The recording's document was stored by another user."""
+
+
 def put_lowlevel(conn, mbid: str, doc: Dict[str, Any], owner_id: Optional[int],
-                 artist: Optional[str] = None) -> None:
-    """Store (or replace) the document of ``mbid``, zlib-compressed."""
+                 artist: Optional[str] = None) -> bool:
+    """Store the document of ``mbid`` (zlib-compressed), or replace one the same user stored.
+
+    Documents are shared by every dataset that names the recording, so another user's
+    document is never replaced (NotOwner): that would change what their jobs train on.
+    """
     check_document(doc, mbid)
+    existing = conn.execute(sa.select(lowlevel.c.owner_id).where(lowlevel.c.mbid == mbid)).first()
+    if existing is not None and existing.owner_id not in (None, owner_id):
+        raise NotOwner("the low-level document of %s was stored by another user; it cannot be replaced" % mbid)
     blob = zlib.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"), 6)
     values = {"document": blob, "artist": artist_of(doc) or artist, "owner_id": owner_id, "created": now()}
-    updated = conn.execute(lowlevel.update().where(lowlevel.c.mbid == mbid).values(**values))
-    if updated.rowcount == 0:
+    if existing is None:
         conn.execute(lowlevel.insert().values(mbid=mbid, **values))
+    else:
+        conn.execute(lowlevel.update().where(lowlevel.c.mbid == mbid).values(**values))
+    return True
 
 
 def get_documents(conn, mbids: List[str]) -> Dict[str, Tuple[Dict[str, Any], Optional[str]]]:
@@ -170,8 +183,11 @@ def import_dataset_dir(engine: sa.engine.Engine, path: str, owner_id: int) -> Tu
                 doc = json.loads(doc_path.read_text(encoding="utf-8"))
             except ValueError as exc:
                 raise DatasetError("%s is not valid JSON: %s" % (doc_path, exc))
-            put_lowlevel(conn, mbid, doc, owner_id, artists.get(mbid))
-            stored += 1
+            try:
+                put_lowlevel(conn, mbid, doc, owner_id, artists.get(mbid))
+                stored += 1
+            except NotOwner:
+                pass  # another user's copy of this recording stays; the dataset uses it
         dataset_id = create_dataset(conn, owner_id, data, dataset_id)
     return dataset_id, stored, missing
 

@@ -33,6 +33,7 @@ def json_content(schema: Dict[str, Any]) -> Dict[str, Any]:
 ERRORS = {
     400: "Malformed request: bad parameter, invalid JSON, unknown or missing field",
     401: "No Authorization header, or an unknown token",
+    403: "Authenticated but not allowed (another user's document)",
     404: "No such object, or it belongs to another owner",
     405: "Method not allowed on this path",
     409: "State conflict (see the code)",
@@ -207,7 +208,7 @@ def build() -> Dict[str, Any]:
                 {"name": "mbid", "in": "path", "required": True, "schema": {"type": "string"}}],
             "requestBody": {"required": True, "content": json_content({"type": "object"})},
             "responses": responses({200: ok_json("Stored", obj({"mbid": UUID}, ["mbid"]))},
-                                   400, 413, 415, 422)}},
+                                   400, 403, 413, 415, 422)}},
         "/datasets": {"post": {
             "summary": "Create a dataset (AcousticBrainz form)",
             "requestBody": {"required": True, "content": json_content(ref("DatasetRequest"))},

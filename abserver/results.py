@@ -187,6 +187,28 @@ def validate_result(result: Any, snapshot: Dict[str, Any], options: Dict[str, An
             raise invalid("bad_result", "runner fields must be strings of at most 255 characters")
     if not model.startswith(HISTORY_MAGIC):
         raise invalid("bad_model", "model is not a Gaia .history file (it must start with 6A EA 72 3D)")
+    check_model(model, sorted(counts))
+
+
+def check_model(model: bytes, class_names: List[str]) -> None:
+    """Parse the history (bounded, abrunnerd.gaia.history) and match its classes to the dataset's.
+
+    The parser needs numpy, imported only here; without it only the magic was checked.
+    """
+    try:
+        from abrunnerd.gaia.history import HistoryError, loads_history
+    except ImportError:
+        return
+    try:
+        steps = loads_history(model)
+    except HistoryError as exc:
+        raise invalid("bad_model", "model is not a valid Gaia history: %s" % exc)
+    svm = [s for s in steps if s.analyzer == "svmtrain"]
+    if not svm:
+        raise invalid("bad_model", "model history has no svmtrain step")
+    mapping = svm[-1].params.get("classMapping")
+    if not isinstance(mapping, list) or sorted(mapping) != class_names:
+        raise invalid("bad_model", "model classes %s differ from the dataset's %s" % (mapping, class_names))
 
 
 def upload_digest(result: Dict[str, Any], model: bytes) -> str:

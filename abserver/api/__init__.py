@@ -37,11 +37,11 @@ def json_body(spec: Spec, max_bytes: int = 1024 * 1024) -> Any:
     return check_fields(json_any(max_bytes), spec)
 
 
-def json_any(max_bytes: int = 1024 * 1024) -> Any:
+def json_any(max_bytes: int = 1024 * 1024, allow_nan: bool = False) -> Any:
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json (got %r)"
                        % (request.mimetype or "no Content-Type"))
-    return parse_json(request.get_data(cache=False), max_bytes)
+    return parse_json(request.get_data(cache=False), max_bytes, allow_nan)
 
 
 from . import ab, owner, runner  # noqa: E402,F401  (route registration)

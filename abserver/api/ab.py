@@ -73,4 +73,4 @@ def bulk_lowlevel():
         if offset == 0 and mbid in docs:
             body.setdefault(mbid, {})["0"] = docs[mbid][0]
     body["mbid_mapping"] = {}
-    return json_response(body)
+    return json_response(body, allow_nan=True)  # Essentia documents can hold NaN

@@ -4,7 +4,7 @@ from flask import Response, g, request
 from .. import jobs as job_store
 from ..app import engine, json_response
 from ..bodies import check_uuid
-from ..datasets import DatasetError, create_dataset, normalize_dataset, put_lowlevel
+from ..datasets import DatasetError, NotOwner, create_dataset, normalize_dataset, put_lowlevel
 from ..errors import ApiError, invalid
 from ..options import OptionsError
 from . import blueprint, json_any, json_body
@@ -28,10 +28,12 @@ def create():
 @blueprint.route("/low-level/<mbid>", methods=["PUT"])
 def put_document(mbid):
     mbid = check_uuid(mbid, "recording MBID")
-    doc = json_any(MAX_DOC_BYTES)
+    doc = json_any(MAX_DOC_BYTES, allow_nan=True)
     try:
         with engine().begin() as conn:
             put_lowlevel(conn, mbid, doc, g.user_id)
+    except NotOwner as exc:
+        raise ApiError(403, "not_owner", str(exc))
     except DatasetError as exc:
         raise invalid("bad_document", str(exc))
     return json_response({"mbid": mbid}, 200)

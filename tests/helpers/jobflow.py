@@ -4,6 +4,7 @@
 (classes, counts, accuracy, grid) without training; servers that should accept it run
 with ``--spot-check-cells 0`` (the spot check would recompute cells and refuse it).
 """
+import functools
 import json
 import uuid
 from typing import Any, Dict, Optional, Tuple
@@ -12,6 +13,23 @@ import requests
 
 HISTORY_MAGIC = b"\x6a\xea\x72\x3d"
 FAKE_MODEL = HISTORY_MAGIC + b"\x00\x00\x00\x66" + b"fake history body for protocol tests"
+
+
+@functools.lru_cache(maxsize=None)
+def example_model() -> bytes:
+    """A genuine Gaia history for examples/ab-real-small's classes (trained once, one grid cell).
+
+    The server parses uploaded models and compares their classes with the dataset's, so
+    protocol tests upload this instead of a fake.
+    """
+    from abrunnerd.gaia.history import dumps_history
+    from abrunnerd.trainer import TrainOptions, load_dataset_dir, train
+
+    from .server import EXAMPLE_DATASET
+
+    opts = TrainOptions.from_job_options({"c_values": [1], "gamma_values": [-3], "preprocessing_values": ["basic"]},
+                                         seed=42)
+    return dumps_history(train(load_dataset_dir(str(EXAMPLE_DATASET)), opts, workers=1).model.steps)
 
 
 def claim(srv, token: str, job_id: str, runner_id: Optional[str] = None, lease_id: Optional[str] = None,
@@ -79,8 +97,11 @@ def plausible_result(job: Dict[str, Any], correct_per_class: int = 1) -> Dict[st
     }
 
 
-def upload(srv, token: str, job_id: str, lease_id: str, result: Any, model: bytes = FAKE_MODEL,
+def upload(srv, token: str, job_id: str, lease_id: str, result: Any, model: Optional[bytes] = None,
            raw_result: Optional[bytes] = None) -> requests.Response:
+    """PUT result + model (default: ``example_model()``, fit for jobs on examples/ab-real-small)."""
+    if model is None:
+        model = example_model()
     files: Dict[str, Tuple] = {
         "result": ("result.json", raw_result if raw_result is not None else json.dumps(result).encode(),
                    "application/json"),

@@ -203,10 +203,6 @@ def test_dataset_and_document_errors(srv):
                                                           params={"recording_ids": "x;../../etc"}), (400,))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "abserver: PUT /low-level accepts a document with NaN (bodies.parse_json uses json.loads, which "
-    "allows NaN/Infinity) and stores it; GET /low-level then answers 500 because json_response "
-    "dumps with allow_nan=False. Fix: refuse NaN/Infinity on input (parse_constant) with a 422."))
 def test_nan_document_does_not_break_the_server(srv):
     """JSON with NaN (Python's json accepts it) must be refused or served, never a 500."""
     api = Api(srv.base_url, srv.alice)
@@ -270,11 +266,6 @@ def test_other_owner_can_neither_read_nor_change(srv, claimed):
         assert job["status"] == "running" and (job.get("progress") or {}).get("message") != "pwned", job
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "abserver.datasets.put_lowlevel updates the row of any MBID whatever its owner_id, so "
-    "PUT /low-level/<mbid> by another owner replaces the document alice's dataset trains on "
-    "(HTTP 200). Fix: 403/409 when the stored document belongs to another owner (or key "
-    "documents by (owner, mbid))."))
 def test_other_owner_cannot_replace_a_document_of_anothers_dataset(srv):
     """Documents are what jobs train on: letting mallory overwrite the low-level document
     of a recording in alice's dataset would poison alice's next model."""
@@ -348,10 +339,6 @@ def test_genuine_upload_then_replays(srv):
         assert got.status_code == 200 and got.content == model
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "abserver/results.py validate_result checks only the 4 magic bytes of the model; a file "
-    "starting with 6A EA 72 3D followed by junk is stored (201) and handed to the owner. Fix: "
-    "parse it with abrunnerd.gaia.history.loads_history (bounded) and check its className"))
 def test_fake_model_with_the_magic_is_refused(srv):
     api, job_id, lease, result, model = _genuine(srv)
     r = _upload(api, job_id, lease, json.dumps(result), MAGIC + b"\xff" * 4096)

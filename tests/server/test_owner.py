@@ -88,3 +88,27 @@ def test_evaluate_errors(world):
 def test_model_before_result_is_404(world):
     r = requests.get(world.srv.url("/datasets/evaluation/jobs/%s/model" % world.job), headers=world.srv.auth(world.alice))
     assert r.status_code == 404 and r.json()["code"] == "no_model"
+
+
+def test_documents_of_another_owner_cannot_be_replaced(world):
+    srv = world.srv
+    mbid = sorted(p.stem for p in DOC_DIR.glob("*.json"))[0]  # stored by alice's import
+    before = requests.get(srv.url("/low-level"), params={"recording_ids": mbid}, headers=srv.auth(world.alice)).json()
+    r = requests.put(srv.url("/low-level/%s" % mbid), json={"lowlevel": {"poison": {"mean": 1.0}}},
+                     headers=srv.auth(world.bob))
+    assert r.status_code == 403 and r.json()["code"] == "not_owner"
+    after = requests.get(srv.url("/low-level"), params={"recording_ids": mbid}, headers=srv.auth(world.alice)).json()
+    assert after == before
+
+
+def test_documents_may_hold_nan_other_bodies_may_not(world):
+    srv, auth = world.srv, world.srv.auth(world.bob)
+    mbid = str(uuid.uuid4())
+    r = requests.put(srv.url("/low-level/%s" % mbid), data=b'{"lowlevel": {"x": {"mean": NaN}}}',
+                     headers=dict(auth, **{"Content-Type": "application/json"}))
+    assert r.status_code == 200
+    got = requests.get(srv.url("/low-level"), params={"recording_ids": mbid}, headers=auth)
+    assert got.status_code == 200 and json.loads(got.text)[mbid]["0"]["lowlevel"]["x"]["mean"] != 0
+    r = requests.post(srv.url("/datasets"), data=b'{"name": "x", "classes": [], "public": NaN}',
+                      headers=dict(auth, **{"Content-Type": "application/json"}))
+    assert r.status_code == 400 and r.json()["code"] == "invalid_json"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import requests
-from helpers.jobflow import claim, details, new_job, plausible_result, upload
+from helpers.jobflow import FAKE_MODEL, claim, details, example_model, new_job, plausible_result, upload
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,21 @@ def test_model_must_be_a_gaia_history(claimed):
     world, job, lease_id, good = claimed
     r = upload(world.srv, world.alice, job, lease_id, good, model=b"PK\x03\x04 a zip file")
     assert r.status_code == 422 and r.json()["code"] == "bad_model"
+    r = upload(world.srv, world.alice, job, lease_id, good, model=FAKE_MODEL)
+    assert r.status_code == 422 and r.json()["code"] == "bad_model", "the magic alone is not enough"
+    assert "not a valid Gaia history" in r.json()["message"]
+
+
+def test_model_classes_must_be_the_datasets(claimed, tmp_path):
+    pytest.importorskip("abrunnerd.trainer")
+    from abrunnerd.gaia.history import dumps_history, loads_history
+
+    world, job, lease_id, good = claimed
+    steps = loads_history(example_model())
+    svm = [s for s in steps if s.analyzer == "svmtrain"][-1]
+    svm.params["classMapping"] = type(svm.params["classMapping"])(["jazz", "rock", "speech"])
+    r = upload(world.srv, world.alice, job, lease_id, good, model=dumps_history(steps))
+    assert r.status_code == 422 and r.json()["code"] == "bad_model" and "jazz" in r.json()["message"]
 
 
 def test_result_part_must_be_json(claimed):
@@ -101,17 +116,19 @@ def test_upload_form_errors(claimed):
 
 
 def test_oversized_uploads_are_413(server_factory):
+    size = len(example_model())
     srv = server_factory(args=("--spot-check-cells", "0", "--max-result-bytes", "20000",
-                               "--max-model-bytes", "1000"))
+                               "--max-model-bytes", str(size)))
     token = srv.add_user("alice")
     job = srv.submit(srv.import_dataset(owner="alice"), "--c-values", "1", "--gamma-values", "1",
                      "--preprocessing", "basic")
     lease_id = claim(srv, token, job).json()["lease_id"]
     good = plausible_result(details(srv, token, job))
-    r = upload(srv, token, job, lease_id, good, model=b"\x6a\xea\x72\x3d" + b"x" * 2000)
+    r = upload(srv, token, job, lease_id, good, model=b"\x6a\xea\x72\x3d" + b"x" * size)
     assert r.status_code == 413 and r.json()["code"] == "too_large"
+    model = example_model()
     r = upload(srv, token, job, lease_id, dict(good, runner=dict(good["runner"], name="x" * 30000)))
     assert r.status_code == 413 and r.json()["code"] == "too_large"
-    r = upload(srv, token, job, lease_id, good, model=b"\x6a\xea\x72\x3d" + b"x" * 200000)
+    r = upload(srv, token, job, lease_id, good, model=b"\x6a\xea\x72\x3d" + b"x" * 4000000)
     assert r.status_code == 413 and r.json()["code"] == "too_large", "whole body over the limit"
-    assert upload(srv, token, job, lease_id, good).status_code == 201
+    assert upload(srv, token, job, lease_id, good, model=model).status_code == 201

@@ -4,7 +4,7 @@ import json
 import uuid
 
 import requests
-from helpers.jobflow import FAKE_MODEL, claim, details, new_job, ping, plausible_result, upload
+from helpers.jobflow import claim, details, example_model, new_job, ping, plausible_result, upload
 
 from abrunnerd.features_bundle import decode_bundle
 
@@ -116,7 +116,7 @@ def test_result_upload_is_idempotent_and_final(world):
     shown = details(world.srv, world.alice, job)
     assert shown["status"] == "done" and shown["result"] == result
     model = requests.get(world.srv.url("/datasets/evaluation/jobs/%s/model" % job), headers=world.srv.auth(world.alice))
-    assert model.status_code == 200 and model.content == FAKE_MODEL
+    assert model.status_code == 200 and model.content == example_model()
     assert claim(world.srv, world.alice, job).json()["code"] == "job_finished"
     late = ping(world.srv, world.alice, job, lease["lease_id"], stage="uploading")
     assert late.status_code == 200 and late.json()["cancel"] is False, "lost upload answer: runner retries"
