@@ -6,7 +6,7 @@ read and tested on their own; ``jobs.py`` applies the decisions in one transacti
 import uuid
 from typing import Any, Dict, NamedTuple, Optional
 
-from .errors import ApiError, conflict
+from .errors import conflict
 
 FINISHED = ("done", "failed", "canceled")
 
@@ -97,4 +97,4 @@ def progress_dict(body: Dict[str, Any], now_http: str) -> Dict[str, Any]:
     return out
 
 
-__all__ = ["ApiError", "decide_claim", "decide_ping", "effective_status", "check_upload_lease"]
+__all__ = ["decide_claim", "decide_ping", "effective_status", "check_upload_lease", "PingDecision"]

@@ -23,7 +23,6 @@ the server and the cluster itself.
 import argparse
 import http.client
 import json
-import statistics
 import sys
 import tempfile
 import threading
