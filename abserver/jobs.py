@@ -195,7 +195,7 @@ def ping(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: ServerC
         answer = _ping_once(conn, job_id, owner_id, body, config)
         if answer is not None:
             return answer
-    raise conflict("busy", "job is being updated concurrently; retry the ping")
+    raise ApiError(503, "busy", "the job is being updated concurrently; retry the ping")
 
 
 def _ping_once(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: ServerConfig

@@ -41,6 +41,7 @@ ERRORS = {
     415: "Wrong Content-Type",
     416: "Range not satisfiable",
     422: "Well-formed but invalid content (see the code)",
+    503: "Busy: retry later",
 }
 
 
@@ -177,7 +178,7 @@ def build() -> Dict[str, Any]:
             "summary": "Status ping; renews the lease", "parameters": [JOB_ID],
             "requestBody": {"required": True, "content": json_content(ref("PingRequest"))},
             "responses": responses({200: ok_json("Pace and cancel flag", ref("PingAnswer"))},
-                                   400, 404, 409, 413, 415)}},
+                                   400, 404, 409, 413, 415, 503)}},
         JOB_PATH + "/fail": {"post": {
             "summary": "The runner gives up on the job", "parameters": [JOB_ID],
             "requestBody": {"required": True, "content": json_content(ref("FailRequest"))},
