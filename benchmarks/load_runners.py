@@ -37,16 +37,19 @@ class Stats:
         self.lock = threading.Lock()
         self.latency: Dict[str, List[float]] = defaultdict(list)
         self.errors: Dict[str, int] = defaultdict(int)
+        self.transport_errors = 0  # no HTTP answer at all (reset, refused, timeout)
         self.error_samples: List[str] = []
         self.claims: List[Tuple[str, str, str]] = []  # (job_id, runner_id, lease_id)
         self.claim_conflicts = 0
         self.fails_ok: List[Tuple[str, str]] = []  # (job_id, runner_id)
 
-    def add(self, kind: str, seconds: float, error: Optional[str] = None) -> None:
+    def add(self, kind: str, seconds: float, error: Optional[str] = None,
+            transport: bool = False) -> None:
         with self.lock:
             self.latency[kind].append(seconds)
             if error:
                 self.errors[kind] += 1
+                self.transport_errors += transport
                 if len(self.error_samples) < 20:
                     self.error_samples.append("%s: %s" % (kind, error[:200]))
 
@@ -77,7 +80,7 @@ class Runner(threading.Thread):
         try:
             resp = self.session.request(method, self.url + path, timeout=60, **kw)
         except requests.RequestException as exc:
-            self.stats.add(kind, time.monotonic() - t0, type(exc).__name__)
+            self.stats.add(kind, time.monotonic() - t0, "%s: %s" % (type(exc).__name__, exc), transport=True)
             return None
         elapsed = time.monotonic() - t0
         if resp.status_code in ok:
@@ -149,7 +152,9 @@ def run_load(base_url: str, tokens: List[str], runners: int, duration: float,
         "requests": len(all_lat), "throughput_rps": round(len(all_lat) / wall, 1),
         "p50_ms": round(_pct(all_lat, 0.50), 1), "p99_ms": round(_pct(all_lat, 0.99), 1),
         "max_ms": round(max(all_lat) * 1000.0, 1) if all_lat else 0.0,
-        "errors": sum(stats.errors.values()), "error_samples": stats.error_samples,
+        "errors": sum(stats.errors.values()), "transport_errors": stats.transport_errors,
+        "http_errors": sum(stats.errors.values()) - stats.transport_errors,
+        "error_samples": stats.error_samples,
         "claims_won": len(stats.claims), "claims_conflict": stats.claim_conflicts,
         "jobs_failed_by_runner": len(stats.fails_ok),
         "double_assigned_client": sum(1 for r in per_job.values() if len(r) > 1),

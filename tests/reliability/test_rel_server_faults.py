@@ -47,7 +47,11 @@ def _run_undisturbed(srv, base, name, baselines=None):
 
 
 def _progress_at(srv, job):
-    return (server_job(srv.base_url, srv.token, job).get("progress") or {}).get("at")
+    """When the server last stored a ping of the job (None while it cannot answer)."""
+    try:
+        return (server_job(srv.base_url, srv.token, job).get("progress") or {}).get("at")
+    except Exception:
+        return None
 
 
 def _faulted_job(srv, base, name, baseline, plan, fault, seed):
@@ -66,7 +70,7 @@ def _faulted_job(srv, base, name, baseline, plan, fault, seed):
                 before = _progress_at(srv, job)
                 # No lost status: the runner's pings must reach the restarted server.
                 try:
-                    wait_for(lambda: _finished(srv, job) or _progress_at(srv, job) != before, 120,
+                    wait_for(lambda: _finished(srv, job) or _progress_at(srv, job) not in (before, None), 120,
                              interval=0.5, what="a status ping after the restart")
                 except TimeoutError as exc:
                     problems.append(str(exc))
