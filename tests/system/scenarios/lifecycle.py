@@ -120,10 +120,12 @@ def bus_status() -> Dict[str, Any]:
     return {str(k): (v if not isinstance(v, dbus.String) else str(v)) for k, v in st.items()}
 
 
-def progress_lines(job_id: str, since: int = 0) -> List[int]:
-    """cells_done of each "job X: d/t cells" journal line of the job."""
+def progress_lines(job_id: str, since: int = 0, not_pid: str = "") -> List[int]:
+    """cells_done of each "job X: d/t cells" journal line of the job (not from not_pid)."""
     done = []
     for rec in journal(since, JOB_ID=job_id):
+        if not_pid and rec.get("_PID") == not_pid:
+            continue
         m = re.search(r": (\d+)/(\d+) cells", rec.get("MESSAGE", ""))
         if m:
             done.append(int(m.group(1)))
@@ -365,11 +367,13 @@ def _restarted(old_pid: str) -> bool:
     return pid not in ("0", old_pid) and show("ActiveState") == "active"
 
 
-def _resumed_from_checkpoint(since: int, before: int, what: str) -> int:
+def _resumed_from_checkpoint(since: int, before: int, what: str, old_pid: str) -> int:
+    """The new daemon's first progress line shows at least the cells done before (lines the
+    old daemon logged just before it went are not counted)."""
     job = PARAMS["job_id"]
     poll(lambda: [r for r in journal(since, JOB_ID=job) if "resuming job" in r.get("MESSAGE", "")],
          120, "the 'resuming job' line after " + what)
-    after = poll(lambda: progress_lines(job, since), 180, "a progress line after " + what)[0]
+    after = poll(lambda: progress_lines(job, since, not_pid=old_pid), 180, "a progress line after " + what)[0]
     check(after >= before, "after %s training resumes from the checkpoint (cells done before %d, "
           "first progress after %d)" % (what, before, after), (before, after))
     print("%s: %d cells done before, resumed at %d" % (what, before, after))
@@ -388,7 +392,7 @@ def stage_kill9() -> None:
     sh("kill -9 %s" % old_pid)
     poll(lambda: _restarted(old_pid), 60, "systemd to restart abrunnerd")
     check(int(show("NRestarts")) == restarts + 1, "restarted by systemd (NRestarts)", show("NRestarts"))
-    after = _resumed_from_checkpoint(since, before, "kill -9")
+    after = _resumed_from_checkpoint(since, before, "kill -9", old_pid)
     REPORT["observed"]["kill9"] = {"cells_total": total, "done_before": before, "resumed_at": after}
 
 
@@ -407,7 +411,7 @@ def stage_upgrade() -> None:
     stopped = [r for r in journal(since) if "keeps its checkpoint" in r.get("MESSAGE", "")]
     check(bool(stopped), "the old daemon stopped cleanly, keeping the checkpoint",
           [r.get("MESSAGE") for r in journal(since)])
-    after = _resumed_from_checkpoint(since, before, "the upgrade")
+    after = _resumed_from_checkpoint(since, before, "the upgrade", old_pid)
     REPORT["observed"]["upgrade"] = {"version": version, "done_before": before, "resumed_at": after}
 
 
