@@ -54,8 +54,9 @@ def _setup_db(db_url, owners, jobs_per_owner):
         tokens.append(leaks.register(add_user(engine, name)))
         with engine.begin() as conn:
             owner_id = user_id_by_name(conn, name)
-            for m, doc in docs.items():
-                put_lowlevel(conn, m, doc, owner_id)
+            if i == 0:  # documents belong to their first uploader; the others' datasets share them
+                for m, doc in docs.items():
+                    put_lowlevel(conn, m, doc, owner_id)
             ds = create_dataset(conn, owner_id, {"name": "load %d" % i, "description": "", "public": False,
                                                  "classes": classes})
             first = job_store.submit(conn, ds, owner_id, "remote", {"c_values": [1], "gamma_values": [1],
