@@ -118,6 +118,11 @@ def _read_step(r: Reader, index: int) -> Step:
     layout_bytes = _typed(r, where + " layout", BYTEARRAY)
     layout = decode_layout(layout_bytes, "%s layout" % where)  # type: Layout
     params = maps[1]
+    model = params.get("modelData")
+    if isinstance(model, bytes) and b"\0" in model:
+        # Gaia hands modelData to libsvm as a C string: it would load a truncated model.
+        raise StreamError("%s: modelData contains a NUL byte at offset %d, so libsvm would read a "
+                          "truncated model" % (where, model.index(b"\0")))
     dist = params.get("distribution")
     if isinstance(dist, dict):
         for key, blob in dist.items():

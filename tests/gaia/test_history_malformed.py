@@ -154,3 +154,14 @@ def test_fuzz_random_bytes_after_a_valid_header(tail):
 @given(st.lists(mutation, min_size=1, max_size=2))
 def test_fuzz_mutations_of_gaias_reference(reference_bytes, ops):
     _check(mutate(reference_bytes, ops))
+
+
+def test_nul_byte_in_libsvm_model_text_is_rejected(reference_bytes):
+    """Found by hypothesis on the newest runtime: a NUL inside modelData parsed, then the writer refused it.
+
+    Gaia passes modelData to libsvm as a C string, so such a model would load truncated; the
+    reader now refuses it with a HistoryError instead.
+    """
+    offset = reference_bytes.index(b"svm_type c_svc") + 20
+    with pytest.raises(HistoryError, match=r"modelData contains a NUL byte at offset \d+"):
+        loads_history(patch(reference_bytes, offset, b"\0"))
