@@ -1,6 +1,7 @@
 """Shared fixtures. Job server and PostgreSQL ones: see tests/helpers/server.py and postgres.py."""
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers.postgres import PostgresCluster, pg_bindir  # noqa: E402
 from helpers.server import EXAMPLE_DATASET, ServerProcess  # noqa: E402
+from helpers import leaks  # noqa: E402
+
+# Every process this session starts inherits the marker; see helpers/leaks.py.
+os.environ.setdefault(leaks.MARKER, uuid.uuid4().hex)
+_LEFTOVERS = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _LEFTOVERS.extend(leaks.reap_leftovers(os.environ[leaks.MARKER]))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _LEFTOVERS:
+        terminalreporter.section("processes left running by tests (now killed)")
+        for line in _LEFTOVERS:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
