@@ -96,7 +96,8 @@ def crash_run(bench, name, plan, seed):
     if "refused the result" in output:
         problems.append("the server refused an upload (a second, different result)")
     for i, (target, stage) in enumerate(landed or [("none", "-")]):
-        with record.case("crashes", "%s: kill -9 %s during %s (#%d)" % (name, target, stage, i + 1)) as c:
+        label = {"download": "claim/download/start"}.get(stage, stage)
+        with record.case("crashes", "%s: kill -9 %s during %s (#%d)" % (name, target, label, i + 1)) as c:
             c.data_lost = 1 if (problems and i == 0) else 0
             c.message = "; ".join(problems) if problems else "one result, equal to the undisturbed run"
             c.extra = {"job": job, "kills_in_job": len(landed)}

@@ -49,16 +49,24 @@ def wait_stage(work_dir: Path, job_id: str, stage: str, timeout: float, rng: ran
     """Block until the job reaches ``stage`` (then a random extra delay typical of it).
 
     Returns False when the job finished (``finished()``) before the moment came.
-    ``training`` waits for at least one new finished cell, so the kill lands mid-grid.
+    ``download`` is everything before the first grid cell (claim, download, the training
+    process starting), ``training`` waits for at least one new finished cell so the kill
+    lands mid-grid, ``upload`` is between the result file and the server's answer.
+    The local state is polled every 5 ms; the server (slower) only every half second.
     """
     deadline = time.monotonic() + timeout
     start_cells = None
+    next_server_check = 0.0
     while time.monotonic() < deadline:
-        if finished():
-            return False
+        now = time.monotonic()
+        if now >= next_server_check:
+            next_server_check = now + 0.5
+            if finished():
+                return False
         st = local_state(work_dir, job_id)
         s = st.get("stage")
-        if stage == "download" and s in ("claimed", "downloading"):
+        if stage == "download" and (s in ("claimed", "downloading") or
+                                    (s == "training" and not st.get("cells_done"))):
             time.sleep(rng.uniform(0.0, 0.15))
             return True
         if stage == "training" and s == "training":
@@ -75,5 +83,5 @@ def wait_stage(work_dir: Path, job_id: str, stage: str, timeout: float, rng: ran
         if stage == "any":
             time.sleep(rng.uniform(0.0, 6.0))
             return True
-        time.sleep(0.02)
+        time.sleep(0.005)
     raise TimeoutError("job %s never reached stage %s" % (job_id, stage))
