@@ -55,6 +55,29 @@ if __name__ == "__mp_main__":
     _die_with_parent()
 
 
+def snapshot_groundtruth(dataset: Any) -> Dict[str, str]:
+    """``{mbid: class}`` from the job's dataset snapshot, or a DatasetError naming the bad field."""
+    from abrunnerd.trainer import DatasetError
+
+    if not isinstance(dataset, dict):
+        raise DatasetError("malformed job: 'dataset' is %s, expected an object" % type(dataset).__name__)
+    classes = dataset.get("classes")
+    if not isinstance(classes, list):
+        raise DatasetError("malformed job: dataset 'classes' is %s, expected a list of "
+                           "{name, recordings} objects" % ("missing" if classes is None else type(classes).__name__))
+    groundtruth = {}  # type: Dict[str, str]
+    for index, cls in enumerate(classes):
+        name = cls.get("name") if isinstance(cls, dict) else None
+        recordings = cls.get("recordings") if isinstance(cls, dict) else None
+        if not isinstance(name, str) or not isinstance(recordings, list) or \
+                not all(isinstance(m, str) for m in recordings):
+            raise DatasetError("malformed job: dataset 'classes[%d]' must be an object with a string "
+                               "'name' and a list of recording MBIDs in 'recordings'" % index)
+        for mbid in recordings:
+            groundtruth[mbid] = name  # AB: a recording in two classes belongs to the later one
+    return groundtruth
+
+
 def load_dataset(job_dir: str, spec: Dict[str, Any]) -> Any:
     from abrunnerd.trainer import Dataset, load_dataset_dir
 
@@ -63,7 +86,7 @@ def load_dataset(job_dir: str, spec: Dict[str, Any]) -> Any:
     from abrunnerd.features_bundle import decode_bundle
 
     dataset = spec["dataset"]
-    groundtruth = {m: c["name"] for c in dataset["classes"] for m in c["recordings"]}
+    groundtruth = snapshot_groundtruth(dataset)
     documents, artists = {}, {}
     with open(os.path.join(job_dir, "features.bin"), "rb") as f:
         data = f.read()

@@ -178,16 +178,12 @@ def _job_dir(tmp_path, small, spec_over=None, bundle=None):
     return tmp_path
 
 
-UNCLEAR = pytest.mark.xfail(strict=True, reason=(
-    "abrunnerd/train_worker.py load_dataset does not check the shape of the job details: "
-    "'classes' as a string crashes with 'TypeError: string indices must be integers' (exit 1, "
-    "reported as 'training process failed (exit status 1)'), which does not name the bad field"))
-
 
 @pytest.mark.parametrize("name,spec_over,mangle,fragment", [
     ("job: details without a dataset", {"dataset": {}}, None, "classes"),
-    pytest.param("job: classes is not a list", {"dataset": {"name": "x", "classes": "speech"}}, None,
-                 "classes", marks=UNCLEAR),
+    ("job: classes is not a list", {"dataset": {"name": "x", "classes": "speech"}}, None, "classes"),
+    ("job: a class without recordings list", {"dataset": {"name": "x", "classes": [{"name": "a"}]}}, None,
+     "classes[0]"),
     ("job: options not an object", {"options": ["c_values"]}, None, "options"),
     ("job: features bundle truncated on disk", None, lambda b: b[:len(b) // 3], "truncated"),
 ])
