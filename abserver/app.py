@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 from typing import Optional
 
+import sqlalchemy.exc
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
@@ -57,6 +58,17 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
         response = json_response(body, exc.code or 500)
         if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(sqlalchemy.exc.OperationalError)
+    def _database_unavailable(exc: Exception):
+        # The database is restarting or unreachable: nothing is wrong with the request, so
+        # clients should retry (a 500 would read as a server bug and is not retryable).
+        log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                    str(getattr(exc, "orig", exc)).strip().splitlines()[0:1])
+        response = json_response(ApiError(503, "database_unavailable", "the job server's database is "
+                                          "unavailable; retry later").body(), 503)
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.errorhandler(Exception)
