@@ -62,8 +62,11 @@ def _faulted_job(srv, base, name, baseline, plan, fault, seed):
     landed, problems = [], []
     try:
         for stage, downtime in plan:
-            if not wait_stage(d.work_dir, job, stage, TIMEOUT, rng, lambda: _finished(srv, job)):
-                break
+            moment = wait_stage(d.work_dir, job, stage, TIMEOUT, rng, lambda: _finished(srv, job))
+            if moment is False:
+                break  # the job finished before this moment came
+            if moment is None:
+                continue  # already past this stage: go on to the next planned fault
             fault(downtime)
             landed.append((stage, downtime))
             if not _finished(srv, job):

@@ -45,10 +45,13 @@ def comparable(result: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
 
 
 def wait_stage(work_dir: Path, job_id: str, stage: str, timeout: float, rng: random.Random,
-               finished) -> bool:
+               finished) -> Optional[bool]:
     """Block until the job reaches ``stage`` (then a random extra delay typical of it).
 
-    Returns False when the job finished (``finished()``) before the moment came.
+    Returns False when the job finished (``finished()``) before the moment came, and
+    None when the job is already past ``stage`` (so the caller can go on to the next
+    planned moment instead of waiting for the end: on a quiet machine the grid can be
+    over before a second training kill).
     ``download`` is everything before the first grid cell (claim, download, the training
     process starting), ``training`` waits for at least one new finished cell so the kill
     lands mid-grid, ``upload`` is between the result file and the server's answer.
@@ -76,8 +79,10 @@ def wait_stage(work_dir: Path, job_id: str, stage: str, timeout: float, rng: ran
             if cells is not None and cells > start_cells:
                 time.sleep(rng.uniform(0.0, 2.0))
                 return True
-        if stage == "upload" and (s == "uploading" or (Path(work_dir) / "jobs" / job_id /
-                                                       "result.json").exists()):
+        uploading = s == "uploading" or (Path(work_dir) / "jobs" / job_id / "result.json").exists()
+        if stage in ("download", "training") and uploading:
+            return None
+        if stage == "upload" and uploading:
             time.sleep(rng.uniform(0.0, 0.1))  # between the result file and the server's 201
             return True
         if stage == "any":
