@@ -8,9 +8,9 @@ files: it checks every length against the bytes left before allocating and raise
 Byte-level format: ``../shared/docs/gaia-history-format.md``; summary in ``docs/history.md``.
 """
 import os
-import tempfile
 from typing import Any, Dict, List, Union
 
+from abrunnerd.atomic import write_bytes
 from abrunnerd.gaia.chain import Float32Blob, Layout, Step, SvmModel
 from abrunnerd.gaia.layout import decode_layout, encode_layout
 from abrunnerd.gaia.libsvm_text import render_model
@@ -62,22 +62,7 @@ def _params_for_file(params: Dict[str, Any]) -> Dict[str, Any]:
 
 def write_history(steps: List[Step], path: Union[str, "os.PathLike[str]"]) -> None:
     """Write atomically: readers see the old file or the complete new one, never a part."""
-    data = dumps_history(steps)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".history-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_bytes(os.fspath(path), dumps_history(steps), mode=0o644)
 
 
 def loads_history(data: bytes) -> List[Step]:

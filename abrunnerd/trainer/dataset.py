@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
+from abrunnerd.features_bundle import strip_document  # AB's stripping, shared with the server
 from abrunnerd.trainer.errors import DatasetError
 
 
@@ -20,26 +21,6 @@ class Dataset:
     groundtruth: Dict[str, str]
     documents: Dict[str, Dict[str, Any]]
     artists: Dict[str, Optional[str]] = field(default_factory=dict)
-
-
-def strip_document(doc: Dict[str, Any]) -> Dict[str, Any]:
-    """Drop what AB dropped before training (``metadata.tags``, ``sample_rate``, ``lossless``).
-
-    Their presence and type vary between documents and would break the common layout.
-    """
-    out = dict(doc)
-    meta = out.get("metadata")
-    if isinstance(meta, dict):
-        meta = dict(meta)
-        meta.pop("tags", None)
-        props = meta.get("audio_properties")
-        if isinstance(props, dict):
-            props = dict(props)
-            props.pop("sample_rate", None)
-            props.pop("lossless", None)
-            meta["audio_properties"] = props
-        out["metadata"] = meta
-    return out
 
 
 def artist_from_tags(doc: Dict[str, Any]) -> Optional[str]:
