@@ -221,3 +221,16 @@ def test_template_is_chosen_by_layout_not_version():
         d["metadata"]["version"]["essentia"] = "2.1-beta6-dev"  # like ab-real-1: newer version, old layout
     merged = merge_documents(docs)
     assert choose_template([d.name for d in merged.raw_layout.descriptors]) == "2.1-beta2"
+
+
+def test_eta_counts_the_time_before_the_first_cell():
+    """Kernel set-up before the first cell is part of the rate (it recurs in every unit)."""
+    from abrunnerd.trainer.progress import EtaClock
+
+    now = [100.0]
+    clock = EtaClock(clock=lambda: now[0])
+    now[0] = 110.0  # 10 s of kernel matrices, then two cells at once
+    clock.tick()
+    assert clock.eta(98) is None
+    clock.tick()
+    assert clock.eta(98) == 490.0  # 10 s / 2 cells * 98 remaining
