@@ -58,7 +58,7 @@ def _evaluate(job, snapshot, options, cells):
     from abrunnerd.trainer import Dataset, DatasetError, TrainOptions, evaluate_cells
 
     from . import jobs as job_store
-    from .app import engine
+    from .context import engine
 
     with engine().connect() as conn:
         bundle = bytes(job_store.bundle_of(conn, job).bundle)

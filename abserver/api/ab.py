@@ -1,22 +1,23 @@
 """AcousticBrainz's own paths, with AB's shapes: job list, job details, bulk low-level."""
 import uuid
+from pathlib import Path
 
 from flask import current_app, g, request
 
 from .. import API_VERSION, __version__
 from .. import jobs as job_store
-from ..app import engine, json_response
+from ..context import engine
+from ..responses import json_response
 from ..datasets import get_documents
 from ..errors import ApiError
 from . import blueprint
 
 MAX_BULK = 25
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.json"
 
 
 @blueprint.route("/openapi.json", methods=["GET"])
 def openapi():
-    from ..app import OPENAPI_PATH
-
     return current_app.response_class(OPENAPI_PATH.read_bytes(), content_type="application/json")
 
 

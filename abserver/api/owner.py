@@ -2,7 +2,8 @@
 from flask import Response, g, request
 
 from .. import jobs as job_store
-from ..app import engine, json_response
+from ..context import engine
+from ..responses import json_response
 from ..bodies import check_uuid
 from ..datasets import DatasetError, NotOwner, create_dataset, normalize_dataset, put_lowlevel
 from ..errors import ApiError, invalid

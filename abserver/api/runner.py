@@ -5,7 +5,8 @@ import re
 from flask import Response, g, request, url_for
 
 from .. import jobs as job_store
-from ..app import config, engine, json_response
+from ..context import config, engine
+from ..responses import json_response
 from ..bodies import check_uuid, parse_json
 from ..errors import ApiError, conflict
 from ..leases import check_upload_lease
