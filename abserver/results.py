@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Tuple
 
 from .errors import invalid
 from .options import KERNELS
+from .text import truncated_list
 
 HISTORY_MAGIC = b"\x6a\xea\x72\x3d"
 TOP_KEYS = {"parameters", "accuracy", "confusion_matrix", "seed", "combinations", "dataset", "runner"}
@@ -34,7 +35,7 @@ def _object(value: Any, where: str, allowed: set) -> Dict[str, Any]:
         raise invalid("bad_result", "%s must be an object" % where)
     unknown = sorted(set(value) - allowed)
     if unknown:
-        raise invalid("unknown_field", "unknown field(s) in %s: %s" % (where, ", ".join(unknown)))
+        raise invalid("unknown_field", "unknown field(s) in %s: %s" % (where, truncated_list(unknown)))
     return value
 
 

@@ -12,6 +12,7 @@ from ..errors import ApiError, conflict
 from ..leases import check_upload_lease
 from ..results import upload_digest, validate_result
 from ..spotcheck import spot_check
+from ..text import truncated_list
 from ..timefmt import now
 from . import blueprint, json_body
 
@@ -131,7 +132,7 @@ def _upload_parts():
     form, files = request.form, request.files
     unknown = sorted((set(form) | set(files)) - {"lease_id", "result", "model"})
     if unknown:
-        raise ApiError(400, "unknown_field", "unknown part(s): %s" % ", ".join(unknown))
+        raise ApiError(400, "unknown_field", "unknown part(s): %s" % truncated_list(unknown))
     lease = form.get("lease_id")
     if lease is None:
         raise ApiError(400, "missing_field", "part 'lease_id' is required")
