@@ -198,8 +198,9 @@ def _refuse_aliases(path: str, text: str) -> None:
 def _read_mapping(path: str, text: str) -> Dict[str, Tuple[Any, int]]:
     """Parse YAML with the safe loader, keeping each top-level key's line number."""
     _refuse_aliases(path, text)
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is None:
             return {}
@@ -221,10 +222,21 @@ def _read_mapping(path: str, text: str) -> Dict[str, Tuple[Any, int]]:
         raise ConfigError(path, ["the YAML is nested too deeply; this file is a flat list of key: value lines"])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = "line %d: " % (mark.line + 1) if mark is not None else ""
-        raise ConfigError(path, [where + "not valid YAML (%s)" % getattr(exc, "problem", exc)])
+        if mark is not None:
+            where = "line %d: " % (mark.line + 1)
+        elif isinstance(exc, yaml.reader.ReaderError):
+            where = "line %d: " % (text[:exc.position].count("\n") + 1)
+        else:
+            where = ""
+        if isinstance(exc, yaml.reader.ReaderError):
+            problem = "character U+%04X is not allowed" % exc.character if isinstance(exc.character, int) \
+                else "a character is not allowed"
+        else:
+            problem = str(getattr(exc, "problem", None) or exc).splitlines()[0][:200]
+        raise ConfigError(path, [where + "not valid YAML (%s)" % problem])
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 class _NotScalar:
