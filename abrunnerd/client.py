@@ -170,7 +170,6 @@ class Client:
         self._session = requests.Session()
         self._session.verify = verify
         self._session.trust_env = False  # no proxies/netrc from the environment; the token goes only here
-        self._session.max_redirects = 0
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
                                       "Authorization": "Token " + token.reveal()})
 

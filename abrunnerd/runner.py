@@ -242,7 +242,7 @@ class Runner:
             self._trouble = kind
             log.warning("%s; retrying with backoff (at most every %d s until it works)", exc, self.backoff.cap)
         else:
-            log.debug("still failing: %s; next try in %.0f s", exc, delay)
+            log.debug("still failing the same way; next try in %.0f s", delay)
         self._set(st.BACKOFF, message="%s (retry in %.0f s)" % (exc, delay), last_error=str(exc))
         return delay
 
@@ -313,8 +313,8 @@ class Runner:
                 self.ping_interval = lease.ping_interval
             name = entry.dataset_name or details.get("dataset", {}).get("name") or "?"
             if local_only:
-                log.info("training job %s locally (dataset %s, %s): the server has only AcousticBrainz's "
-                         "API, so nothing is claimed and the result stays in %s", job_id, dataset_id, name,
+                log.info("training job %s locally (dataset %s, %s): nothing is claimed on an "
+                         "AcousticBrainz-only server; the result stays in %s", job_id, dataset_id, name,
                          self.store.results_dir(job_id),
                          extra=job_fields(job_id, dataset_id, "local", 0.0, messages.JOB_LOCAL_STARTED))
             else:
@@ -458,6 +458,8 @@ class Runner:
             self.tick(job, "downloading", fraction=(done / size) if size else 0.0)
             if self.signals.stop:
                 raise Stopping()
+            if job.canceled or job.lease_lost:  # a ping said so: the download is abandoned
+                self.end_unfinished(job)
 
         url = job.state.get("features_url") or "datasets/evaluation/jobs/%s/features" % job.id
         try:

@@ -16,31 +16,17 @@ example a fresh daemon runs for a few seconds against one generated scenario, th
 
 A fast subset runs in ``make test``; ``@pytest.mark.long`` runs at least 500 examples.
 """
-import hashlib
-import json
 import os
-import shutil
-import sys
-import tempfile
-import time
 import uuid
-from pathlib import Path
 
-import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rel_harness import leaks
-from rel_harness.daemon import Daemon
-from rel_harness.procs import Proc, wait_for
+from rel_harness import hostile
 
-TOKEN = leaks.register("hostile" + "5d" * 28 + "f")
-STOP_LIMIT = 5.0  # docs/runner.md: SIGTERM ends the daemon within 5 s in every state
-RSS_LIMIT = 250 << 20
 WINDOW = 4.0  # seconds a daemon runs against one scenario
 JOB2 = "7d1e8f7a-2b0c-4c41-9a8e-3f5b6c7d8e9f"
-SERVER_SCRIPT = Path(__file__).resolve().parent / "rel_harness" / "hostile_server.py"
 FAST_EXAMPLES = int(os.environ.get("ABRUNNERD_HOSTILE_FAST", "14"))
 LONG_EXAMPLES = int(os.environ.get("ABRUNNERD_HOSTILE_LONG", "500"))
 
@@ -166,102 +152,12 @@ def _is_uuid_form(text):
 
 
 # -- the harness ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile-server")
-    (root / "scenario.json").write_text("{}")
-    proc = Proc([sys.executable, str(SERVER_SCRIPT), str(root)], name="hostile-server").start()
-    port = wait_for(lambda: (proc.last_output().strip().splitlines() or [None])[0], 30, what="server port")
-    yield "http://127.0.0.1:%s" % port, root
-    proc.stop(timeout=5)
-
-
-def _tree(path):
-    """Every entry under ``path`` with its kind, size, mode and content digest."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(str(path)):
-        for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
-            st_ = os.lstat(full)
-            digest = ""
-            if os.path.isfile(full) and not os.path.islink(full):
-                with open(full, "rb") as f:
-                    digest = hashlib.sha256(f.read()).hexdigest()
-            out[os.path.relpath(full, str(path))] = (st_.st_mode, st_.st_size, digest)
-    return out
-
-
-def _fill(value, decoy, work):
-    if isinstance(value, str):
-        return value.replace("{DECOY}", decoy).replace("{WORK}", work)
-    if isinstance(value, list):
-        return [_fill(v, decoy, work) for v in value]
-    if isinstance(value, dict):
-        return {_fill(k, decoy, work): _fill(v, decoy, work) for k, v in value.items()}
-    return value
-
-
-def _requests(root):
-    try:
-        lines = (root / "requests.jsonl").read_text().splitlines()
-    except OSError:
-        return []
-    return [json.loads(l) for l in lines if l.strip()]
-
-
-def run_example(hostile, scenario):
-    url, root = hostile
-    base = Path(tempfile.mkdtemp(prefix="hostile-", dir=str(root)))
-    decoy = base / "decoy"
-    (decoy / "victim").mkdir(parents=True)
-    (decoy / "victim" / "precious.txt").write_text("do not touch\n")
-    (decoy / "abs").write_text("absolute decoy\n")
-    (decoy / "x").mkdir()
-    work = base / "work"
-    scenario = _fill(scenario, str(decoy), str(work))
-    tmp = root / "scenario.json.tmp"
-    tmp.write_text(json.dumps(scenario))
-    os.replace(str(tmp), str(root / "scenario.json"))
-    (root / "requests.jsonl").write_text("")
-    before = _tree(decoy)
-    daemon = Daemon(base, url, TOKEN, name="hostile-daemon", work_dir=work,
-                    extra={"request_timeout": 3, "max_workers": 1})
-    try:
-        daemon.start()
-        start = time.monotonic()
-        peak = 0
-        while time.monotonic() - start < WINDOW:
-            try:
-                peak = max(peak, psutil.Process(daemon.proc.pid).memory_info().rss)
-            except psutil.NoSuchProcess:
-                break
-            routes = [r["route"] for r in _requests(root)]
-            if "2:details" in routes or routes.count("jobs") >= 3:
-                break
-            time.sleep(0.1)
-        assert daemon.alive(), "the daemon exited by itself:\n" + daemon.output()[-3000:]
-        routes = [r["route"] for r in _requests(root)]
-        t0 = time.monotonic()
-        code = daemon.proc.stop(timeout=STOP_LIMIT + 10)
-        took = time.monotonic() - t0
-        out = daemon.output()
-        assert "Traceback" not in out, out[-5000:]
-        assert took <= STOP_LIMIT, "SIGTERM took %.1f s (limit %.0f s):\n%s" % (took, STOP_LIMIT, out[-3000:])
-        assert code == 0, "exit status %s after SIGTERM:\n%s" % (code, out[-3000:])
-        assert peak <= RSS_LIMIT, "RSS %d MB" % (peak >> 20)
-        assert _tree(decoy) == before, "the decoy tree changed: %s" % (set(_tree(decoy)) ^ set(before))
-        outside = sorted(p.name for p in base.iterdir()) if base.exists() else []
-        assert set(outside) <= {"abrunnerd.yaml", "token", "work", "decoy"}, outside
-        bad = [c for c in set(out) if ord(c) < 32 and c not in "\n\t"] + (["\u202e"] if "\u202e" in out else [])
-        assert not bad, "raw control characters in the log: %r" % bad
-        assert not leaks.find_in_text(out, [TOKEN])
-        if scenario["expect_advance"]:
-            assert "2:details" in routes, "the queue did not advance past a certainly unusable job 1: %s\n%s" % (
-                routes, out[-3000:])
-    finally:
-        if daemon.alive():
-            daemon.kill9()
-        shutil.rmtree(str(base), ignore_errors=True)
+def run_example(hostile_server, scenario):
+    until = (lambda routes: "2:details" in routes or routes.count("jobs") >= 3)
+    result = hostile.run(hostile_server, scenario, WINDOW, until=until)
+    if scenario["expect_advance"]:
+        assert "2:details" in result.routes, "the queue did not advance past a certainly unusable job 1: %s\n%s" % (
+            result.routes, result.output[-3000:])
 
 
 COMMON = dict(deadline=None, database=None, derandomize=False,
@@ -271,12 +167,12 @@ COMMON = dict(deadline=None, database=None, derandomize=False,
 
 @settings(max_examples=FAST_EXAMPLES, **COMMON)
 @given(scenario=scenarios())
-def test_hostile_server_fast(hostile, scenario):
-    run_example(hostile, scenario)
+def test_hostile_server_fast(hostile_server, scenario):
+    run_example(hostile_server, scenario)
 
 
 @pytest.mark.long
 @settings(max_examples=LONG_EXAMPLES, **COMMON)
 @given(scenario=scenarios())
-def test_hostile_server_long(hostile, scenario):
-    run_example(hostile, scenario)
+def test_hostile_server_long(hostile_server, scenario):
+    run_example(hostile_server, scenario)
