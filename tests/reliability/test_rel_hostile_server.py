@@ -23,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rel_harness import hostile
+from rel_harness import hostile, record
 
 WINDOW = 4.0  # seconds a daemon runs against one scenario
 JOB2 = "7d1e8f7a-2b0c-4c41-9a8e-3f5b6c7d8e9f"
-FAST_EXAMPLES = int(os.environ.get("ABRUNNERD_HOSTILE_FAST", "14"))
+FAST_EXAMPLES = int(os.environ.get("ABRUNNERD_HOSTILE_FAST", "10"))
 LONG_EXAMPLES = int(os.environ.get("ABRUNNERD_HOSTILE_LONG", "500"))
 
 
@@ -152,9 +152,26 @@ def _is_uuid_form(text):
 
 
 # -- the harness ------------------------------------------------------------------------------
+STATS = {"examples": 0, "advance_checked": 0, "ab_only": 0, "max_stop_s": 0.0, "max_rss_mb": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _record_summary():
+    """One row of the Hostile input table per run: how many generated examples held."""
+    with record.case("hostile", "generated hostile server answers (real daemon)") as c:
+        yield
+        c.extra = dict(STATS)
+        c.message = ("%(examples)d examples, every invariant held; queue advance checked in %(advance_checked)d; "
+                     "slowest SIGTERM exit %(max_stop_s).1f s; peak RSS %(max_rss_mb)d MB" % STATS)
+
+
 def run_example(hostile_server, scenario):
     until = (lambda routes: "2:details" in routes or routes.count("jobs") >= 3)
     result = hostile.run(hostile_server, scenario, WINDOW, until=until)
+    STATS["examples"] += 1
+    STATS["advance_checked"] += int(scenario["expect_advance"])
+    STATS["max_stop_s"] = max(STATS["max_stop_s"], result.stop_seconds)
+    STATS["max_rss_mb"] = max(STATS["max_rss_mb"], result.peak_rss >> 20)
     if scenario["expect_advance"]:
         assert "2:details" in result.routes, "the queue did not advance past a certainly unusable job 1: %s\n%s" % (
             result.routes, result.output[-3000:])
