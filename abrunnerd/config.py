@@ -12,8 +12,7 @@ import os
 import socket
 import stat
 import unicodedata
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from urllib.parse import urlparse
 
 import yaml
@@ -21,6 +20,7 @@ import yaml
 EX_CONFIG = 78
 DEFAULT_CONFIG = "/etc/abrunnerd/abrunnerd.yaml"
 DEFAULT_TOKEN_FILE = "/etc/abrunnerd/token"
+DEFAULT_WORK_DIR = "/var/lib/abrunnerd"
 DAEMON_GROUP = "abrunner"
 _SIZE_SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MAX_CONFIG_BYTES = 1 << 20
@@ -71,17 +71,18 @@ class Secret:
         return hash(self._value)
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
+    """The validated settings; ``load_config`` fills in the host-dependent defaults."""
+
     path: str
     server_url: str
-    token: Optional[Secret] = field(default=None, repr=False)
+    token: Optional[Secret] = None  # its repr is Secret('***')
     token_file: str = DEFAULT_TOKEN_FILE
-    runner_name: str = field(default_factory=socket.gethostname)
+    runner_name: str = ""  # load_config: this host's name
     poll_interval: float = 60.0
     ping_interval: float = 30.0
-    work_dir: str = "/var/lib/abrunnerd"
-    max_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    work_dir: str = DEFAULT_WORK_DIR
+    max_workers: int = 1  # load_config: this machine's CPU count
     nice: int = 10
     max_memory: Optional[int] = None  # bytes
     verify_tls: bool = True
@@ -289,7 +290,7 @@ def load_config(path: str = DEFAULT_CONFIG, environ: Optional[Dict[str, str]] = 
         if problem:
             problems.append("line %d: key 'ca_bundle': %s" % (raw["ca_bundle"][1], problem))
     if check_dirs:
-        work_dir = values.get("work_dir", Config.work_dir)
+        work_dir = values.get("work_dir", DEFAULT_WORK_DIR)
         problem = _check_work_dir(work_dir)
         if problem:
             where = "line %d: key 'work_dir'" % raw["work_dir"][1] if "work_dir" in raw else "key 'work_dir' (default)"
@@ -298,6 +299,8 @@ def load_config(path: str = DEFAULT_CONFIG, environ: Optional[Dict[str, str]] = 
         raise ConfigError(path, problems)
     if "token" in values:
         values["token"] = Secret(values["token"])
+    values.setdefault("runner_name", socket.gethostname())
+    values.setdefault("max_workers", os.cpu_count() or 1)
     return Config(path=path, **values)
 
 
