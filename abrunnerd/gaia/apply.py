@@ -242,7 +242,7 @@ class _Compiler(object):
             if size is not None and (a.size < size or b.size < size or (not desc.fixed and a.size != b.size)):
                 raise self.fail(k, "%s has %d values but %d/%d coefficients" % (name[1:], size, a.size, b.size))
             if desc.origin is not None and size is not None:
-                self.ops.append(("dot", desc.origin, a[:size], b[:size], clipping))
+                self.ops.append(("dot", desc.origin, a[:size], b[:size], clipping, k))
 
     def do_distribute(self, k: int, step: Step, params: dict) -> None:
         dists = params.get("distribution")
@@ -262,7 +262,7 @@ class _Compiler(object):
             if not np.all(np.isfinite(values)) or np.any(np.diff(values) < 0):
                 raise self.fail(k, "distribution %s is not sorted finite values" % key)
             if desc.origin is not None:
-                self.ops.append(("dist", desc.origin, dim, values))
+                self.ops.append(("dist", desc.origin, dim, values, k))
 
     def do_addfieldapplier(self, k: int, step: Step, params: dict) -> None:
         sizes = params.get("size") if isinstance(params.get("size"), dict) else {}
@@ -346,7 +346,12 @@ class _Compiler(object):
 
 
 class Model(object):
-    """A compiled classification history: ``predict`` many documents at once."""
+    """A compiled classification history: ``predict`` many documents at once.
+
+    The live Real values of a batch form one float32 matrix (one column block per input
+    descriptor); each ``dotproduct``/``distribute`` transformation is one vectorised
+    operation on its columns; Enum features stay strings until the SVM needs their codes.
+    """
 
     def __init__(self, steps: Sequence[Step], source: str = "model") -> None:
         c = _Compiler(steps, source)
@@ -361,16 +366,57 @@ class Model(object):
         self.features = svm["features"]
         live = {origin for _, origin, _, _ in self.features}
         self.inputs = []  # type: List[InputSpec]
+        self.offsets = {}  # type: Dict[str, Tuple[int, int]]  # live Real origin -> columns of the matrix
+        self.width = 0
         for d in c.first:
             kind = REAL if d.type == REAL else STRING
-            self.inputs.append(InputSpec(d.name, tuple(d.name[1:].split(".")), kind, c.lengths.get(d.name, -1),
-                                         d.name in live, kind == STRING and d.name.startswith(".metadata.version")))
+            spec = InputSpec(d.name, tuple(d.name[1:].split(".")), kind, c.lengths.get(d.name, -1),
+                             d.name in live, kind == STRING and d.name.startswith(".metadata.version"))
+            self.inputs.append(spec)
+            if spec.live and kind == REAL:
+                self.offsets[d.name] = (self.width, spec.length)
+                self.width += spec.length
         self.initial_maps = {d.name: list(c.first_maps.get(d.name, [])) for d in c.first if d.type == ENUM}
-        self.ops = [op for op in c.ops if op[0] == "maps" or op[1] in live]
-        for op in self.ops:
+        self.ops = self._fuse([op for op in c.ops if op[0] == "maps" or op[1] in live], live)
+        columns, self.enum_features = [], []  # type: List[np.ndarray], List[Tuple[int, str, int]]
+        position = 0
+        for _, origin, dtype, size in self.features:
+            if dtype == REAL:
+                start = self.offsets[origin][0]
+                columns.append(np.arange(start, start + size))
+            else:
+                self.enum_features.append((position, origin, size))
+            position += size
+        self.real_columns = np.concatenate(columns) if columns else np.zeros(0, dtype=int)
+        self.real_positions = np.array([i for i in range(position)
+                                        if not any(p <= i < p + n for p, _, n in self.enum_features)], dtype=int)
+        self.n_features = position
+
+    def _fuse(self, ops: List[tuple], live: set) -> List[tuple]:
+        """One vectorised op per dotproduct/distribute transformation, on matrix column indices."""
+        fused = []  # type: List[tuple]
+        for op in ops:
             if op[0] == "maps":
-                for origin in [o for o in op[1] if o not in live]:
-                    del op[1][origin]
+                fused.append(("maps", {o: m for o, m in op[1].items() if o in live}))
+                continue
+            start = self.offsets[op[1]][0]
+            if op[0] == "dot":
+                cols = np.arange(start, start + op[2].size)
+                if fused and fused[-1][0] == "dot" and fused[-1][5] == op[5]:
+                    last = fused.pop()
+                    op = ("dot", np.concatenate([last[1], cols]), np.concatenate([last[2], op[2]]),
+                          np.concatenate([last[3], op[3]]), op[4], op[5])
+                else:
+                    op = ("dot", cols, op[2], op[3], op[4], op[5])
+            else:
+                col = start + op[2]
+                if fused and fused[-1][0] == "dist" and fused[-1][3] == op[4]:
+                    last = fused.pop()
+                    op = ("dist", last[1] + [col], last[2] + [op[3]], op[4])
+                else:
+                    op = ("dist", [col], [op[3]], op[4])
+            fused.append(op)
+        return [(op[0], np.array(op[1]), op[2]) if op[0] == "dist" else op for op in fused]
 
     @property
     def name(self) -> str:
@@ -382,57 +428,66 @@ class Model(object):
         return tuple(self.class_name.split("."))
 
     # --- per document -------------------------------------------------------------------
-    def extract(self, doc: Any) -> Dict[str, Any]:
-        """The live values of one document (poolToPoint); DocumentError on what Essentia refuses."""
+    def extract(self, doc: Any) -> Tuple[List[float], Dict[str, List[str]]]:
+        """The live values of one document (poolToPoint): Real values in matrix column order, Enum strings.
+
+        DocumentError on what Essentia refuses: a missing descriptor, one of the wrong kind,
+        a length other than the model's.
+        """
         if not isinstance(doc, dict):
             raise DocumentError("the document is not a JSON object")
-        row = {}  # type: Dict[str, Any]
-        for spec in self.inputs:
+        reals = [0.0] * self.width
+        strings = {}  # type: Dict[str, List[str]]
+        offsets = self.offsets
+        parent_path = None  # type: Any
+        parent = None  # type: Any
+        for spec in self.inputs:  # sorted by name: consecutive descriptors share their parent
             if spec.skipped:
                 values = [""]  # type: Any
                 n = 1
             else:
-                node = doc
-                for key in spec.path:
-                    node = node.get(key) if isinstance(node, dict) else None
-                    if node is None:
-                        break
-                values, n = _read_value(node, spec)
+                if spec.path[:-1] != parent_path:
+                    parent_path = spec.path[:-1]
+                    parent = doc
+                    for key in parent_path:
+                        parent = parent.get(key) if type(parent) is dict else None
+                        if parent is None:
+                            break
+                node = parent.get(spec.path[-1]) if type(parent) is dict else None
+                if type(node) is float and spec.kind == REAL:
+                    values, n = [node], 1
+                else:
+                    values, n = _read_value(node, spec)
             if spec.length >= 0 and n != spec.length:
                 raise DocumentError("descriptor %s has %d values, the model was trained on %d"
                                     % (spec.name[1:], n, spec.length))
             if spec.live:
-                row[spec.name] = values
-        return row
+                if spec.kind == REAL:
+                    start = offsets[spec.name][0]
+                    reals[start:start + n] = values
+                else:
+                    strings[spec.name] = values
+        return reals, strings
 
     # --- per batch ----------------------------------------------------------------------
-    def predict_rows(self, rows: List[Dict[str, Any]]) -> List[Union[Prediction, DocumentError]]:
-        """Apply the compiled chain to extracted rows (all from :meth:`extract`)."""
+    def predict_rows(self, rows: List[Tuple[List[float], Dict[str, List[str]]]]) -> List[Any]:
+        """Apply the compiled chain to extracted rows: a :class:`Prediction` or a DocumentError each."""
         if not rows:
             return []
-        columns = {}  # type: Dict[str, Any]
+        with np.errstate(over="ignore"):
+            matrix = np.array([r[0] for r in rows], dtype=np.float64).astype(np.float32).reshape(len(rows), self.width)
         maps = dict(self.initial_maps)
-        for _, origin, dtype, size in self.features:
-            if origin not in columns:
-                if dtype == REAL:
-                    columns[origin] = np.array([r[origin] for r in rows], dtype=np.float32).reshape(len(rows), size)
-                else:
-                    columns[origin] = [r[origin] for r in rows]
         for op in self.ops:
             if op[0] == "maps":
                 maps.update(op[1])
             elif op[0] == "dot":
-                columns[op[1]] = dot_product(columns[op[1]], op[2], op[3], op[4])
-            elif op[0] == "dist":
-                column = columns[op[1]] = columns[op[1]].copy()
-                column[:, op[2]] = distribute(column[:, op[2]], op[3])
-        blocks = []
-        for _, origin, dtype, size in self.features:
-            if dtype == REAL:
-                blocks.append(columns[origin].astype(np.float64))
+                matrix[:, op[1]] = dot_product(matrix[:, op[1]], op[2], op[3], op[4])
             else:
-                blocks.append(_enum_codes(columns[origin], maps.get(origin, []), size))
-        x = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(rows), 0))
+                matrix[:, op[1]] = distribute_columns(matrix[:, op[1]], op[2])
+        x = np.empty((len(rows), self.n_features))
+        x[:, self.real_positions] = matrix[:, self.real_columns]
+        for position, origin, size in self.enum_features:
+            x[:, position:position + size] = _enum_codes([r[1][origin] for r in rows], maps.get(origin, []), size)
         results = [None] * len(rows)  # type: List[Any]
         finite = np.isfinite(x).all(axis=1)
         for i in np.nonzero(~finite)[0]:
@@ -446,9 +501,10 @@ class Model(object):
             if self.probability:
                 probs = self.predictor.probabilities(xs)
                 best = np.argmax(probs, axis=1)
+                classes = [self.class_mapping[label] for label in labels]
                 for row, i in enumerate(good):
-                    all_ = {self.class_mapping[labels[j]]: float(probs[row, j]) for j in range(len(labels))}
-                    value = self.class_mapping[labels[int(best[row])]]
+                    all_ = dict(zip(classes, probs[row].tolist()))
+                    value = classes[int(best[row])]
                     results[i] = Prediction(value, all_[value], {c: all_[c] for c in self.class_mapping})
             else:
                 best = self.predictor.vote(xs)
@@ -464,8 +520,8 @@ class Model(object):
             start += size
         return "?"
 
-    def predict(self, documents: Iterable[Any]) -> List[Union[Prediction, DocumentError]]:
-        """One result per document, in order: a :class:`Prediction` or the document's error."""
+    def predict(self, documents: Iterable[Any]) -> List[Any]:
+        """One result per document, in order: a :class:`Prediction` or the document's DocumentError."""
         results = []  # type: List[Any]
         rows, slots = [], []
         for doc in documents:
@@ -478,6 +534,14 @@ class Model(object):
         for slot, result in zip(slots, self.predict_rows(rows)):
             results[slot] = result
         return results
+
+
+def distribute_columns(block: np.ndarray, dists: List[np.ndarray]) -> np.ndarray:
+    """``distribute`` on every column of ``block`` with its own reference distribution."""
+    out = np.empty_like(block)
+    for j, dist in enumerate(dists):
+        out[:, j] = distribute(block[:, j], dist)
+    return out
 
 
 def _read_value(node: Any, spec: InputSpec) -> Tuple[Any, int]:
@@ -513,15 +577,22 @@ def _read_value(node: Any, spec: InputSpec) -> Tuple[Any, int]:
     raise DocumentError("descriptor %s is %s, the model needs %s" % (spec.name[1:], type(node).__name__, want))
 
 
-def _numbers(values: List[Any], spec: InputSpec) -> np.ndarray:
-    try:
-        array = np.array(values)
-    except (TypeError, ValueError):
-        array = None
-    if array is None or array.ndim != 1 or array.dtype.kind not in "fib":
-        raise DocumentError("descriptor %s mixes numbers with other values" % spec.name[1:])
-    with np.errstate(over="ignore"):
-        return array.astype(np.float32)
+_NUMBER_TYPES = (float, int, bool)
+_BIG = 1.7e308
+
+
+def _numbers(values: List[Any], spec: InputSpec) -> List[Any]:
+    """The values themselves, once every one is a JSON number (a numeric string is not one for Essentia)."""
+    for v in values:
+        t = type(v)
+        if t is float:
+            continue
+        if t is bool or (t is int and -_BIG < v < _BIG):
+            continue
+        if t is int:
+            raise DocumentError("descriptor %s holds an integer too large for a real number" % spec.name[1:])
+        raise DocumentError("descriptor %s mixes numbers with %s values" % (spec.name[1:], t.__name__))
+    return values
 
 
 def _enum_codes(column: List[List[str]], known: List[str], size: int) -> np.ndarray:
