@@ -470,10 +470,8 @@ class Model(object):
         return reals, strings
 
     # --- per batch ----------------------------------------------------------------------
-    def predict_rows(self, rows: List[Tuple[List[float], Dict[str, List[str]]]]) -> List[Any]:
-        """Apply the compiled chain to extracted rows: a :class:`Prediction` or a DocumentError each."""
-        if not rows:
-            return []
+    def feature_matrix(self, rows: List[Tuple[List[float], Dict[str, List[str]]]]) -> np.ndarray:
+        """The (n, d) float64 SVM inputs of extracted rows, after every transformation before svmpredict."""
         with np.errstate(over="ignore"):
             matrix = np.array([r[0] for r in rows], dtype=np.float64).astype(np.float32).reshape(len(rows), self.width)
         maps = dict(self.initial_maps)
@@ -488,6 +486,13 @@ class Model(object):
         x[:, self.real_positions] = matrix[:, self.real_columns]
         for position, origin, size in self.enum_features:
             x[:, position:position + size] = _enum_codes([r[1][origin] for r in rows], maps.get(origin, []), size)
+        return x
+
+    def predict_rows(self, rows: List[Tuple[List[float], Dict[str, List[str]]]]) -> List[Any]:
+        """Apply the compiled chain to extracted rows: a :class:`Prediction` or a DocumentError each."""
+        if not rows:
+            return []
+        x = self.feature_matrix(rows)
         results = [None] * len(rows)  # type: List[Any]
         finite = np.isfinite(x).all(axis=1)
         for i in np.nonzero(~finite)[0]:
@@ -548,7 +553,7 @@ def _read_value(node: Any, spec: InputSpec) -> Tuple[Any, int]:
     """(values, count) of one pool entry as ``poolToPoint`` reads it; DocumentError if absent."""
     kind = type(node)
     if spec.kind == REAL:
-        if kind is float or kind is int or kind is bool:
+        if kind is float or kind is int or kind is bool or isinstance(node, (int, float)):
             return [float(node)], 1
         if kind is list:
             if not node:
@@ -564,8 +569,10 @@ def _read_value(node: Any, spec: InputSpec) -> Tuple[Any, int]:
                         raise DocumentError("descriptor %s is a matrix with rows of different lengths" % spec.name[1:])
                     flat.extend(r)
                 return _numbers(flat, spec), len(flat)
-            if first is float or first is int or first is bool:
+            if first is float or first is int or first is bool or isinstance(node[0], (int, float)):
                 return (_numbers(node, spec) if spec.live else None), len(node)
+            raise DocumentError("descriptor %s is a list of %s, the model needs numbers"
+                                % (spec.name[1:], first.__name__))
     else:
         if kind is str:
             return [node], 1
@@ -589,6 +596,8 @@ def _numbers(values: List[Any], spec: InputSpec) -> List[Any]:
             continue
         if t is bool or (t is int and -_BIG < v < _BIG):
             continue
+        if isinstance(v, (int, float)) and -_BIG < v < _BIG or isinstance(v, float):
+            continue  # numpy scalars from API callers
         if t is int:
             raise DocumentError("descriptor %s holds an integer too large for a real number" % spec.name[1:])
         raise DocumentError("descriptor %s mixes numbers with %s values" % (spec.name[1:], t.__name__))

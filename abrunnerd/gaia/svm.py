@@ -89,9 +89,11 @@ class SvmPredictor:
         sv = self.sv
         if sv.shape[1] < d:
             sv = np.hstack([sv, np.zeros((sv.shape[0], d - sv.shape[1]))])
-        dot = x.dot(sv[:, :d].T)
+        # einsum, not BLAS: each value's summation order then does not depend on the batch size,
+        # so a document gets the same bits alone or in any batch (and any --jobs).
+        dot = np.einsum("nd,ld->nl", x, sv[:, :d])
         if self.kernel == "rbf":
-            sq = (x * x).sum(axis=1)[:, None] + self.sv_sq[None, :] - 2.0 * dot
+            sq = np.einsum("nd,nd->n", x, x)[:, None] + self.sv_sq[None, :] - 2.0 * dot
             return np.exp(-self.gamma * np.maximum(sq, 0.0))
         if self.kernel == "linear":
             return dot
@@ -109,7 +111,7 @@ class SvmPredictor:
 
     def decision_values(self, x: np.ndarray) -> np.ndarray:
         """(n, K(K-1)/2) one-vs-one decision values in libsvm's pair order."""
-        return self.kernel_matrix(x).dot(self.pair_weights) - self.rho[None, :]
+        return np.einsum("nl,lp->np", self.kernel_matrix(x), self.pair_weights) - self.rho[None, :]
 
     def vote(self, x: np.ndarray) -> np.ndarray:
         """libsvm ``svm_predict``: the index (in model order) of the class with most votes."""
