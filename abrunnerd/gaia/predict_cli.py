@@ -32,11 +32,19 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
         description="Apply one or more Gaia classification models (.history files: abrunnerd's, "
                     "AcousticBrainz's, Gaia's own) to low-level documents, as Essentia's GaiaTransform "
                     "would, and print the high-level result per document.",
-        epilog="INPUT is an AB/Essentia low-level JSON file, an Essentia YAML file (.yaml/.yml), a directory "
-               "(its *.json/*.yaml/*.yml files, recursively, sorted) or '-' (JSON Lines on standard input, one "
-               "document per line). Exit status: 0 all predicted, 3 some documents failed (the rest are "
-               "written), 64 usage, 65 a model is invalid or cannot be applied, 66 a model cannot be read, "
-               "73 an output cannot be written. See docs/predict.md.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="INPUT is an AB/Essentia low-level JSON file, an Essentia YAML file (.yaml/.yml), a\n"
+               "directory (its *.json/*.yaml/*.yml files, recursively, sorted) or '-' (JSON Lines on\n"
+               "standard input, one document per line).\n\n"
+               "exit status:\n"
+               "  0   every document predicted\n"
+               "  3   some documents could not be predicted (each named on stderr; the rest written)\n"
+               "  64  usage error\n"
+               "  65  a model is invalid or cannot be applied (named with transformation and applier)\n"
+               "  66  a model file cannot be read\n"
+               "  73  an output cannot be written\n"
+               "  130, 143  interrupted by SIGINT, SIGTERM\n\n"
+               "See docs/predict.md and abrunnerctl(1).")
     parser.add_argument("model", metavar="MODEL.history", help="a Gaia classification history")
     parser.add_argument("inputs", metavar="INPUT", nargs="+", help="document file, directory, or - for JSON Lines")
     parser.add_argument("--model", dest="more_models", metavar="M.history", action="append", default=[],
@@ -82,6 +90,7 @@ _WORKER_MODELS = None  # type: Optional[List[Any]]
 def _init_worker(paths: Sequence[str]) -> None:
     global _WORKER_MODELS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and ends workers with SIGTERM (pool.terminate)
     _WORKER_MODELS = load_models(paths)
 
 
