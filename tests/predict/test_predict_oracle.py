@@ -164,3 +164,29 @@ def test_trained_two_class_model_predicts_like_essentia(two_class_models, prepro
     assert "lowlevel.average_loudness is str" in errors["wrong-kind"]
     assert "tonal.hpcp.mean has 35 values, the model was trained on 36" in errors["wrong-length"]
     print("%s/%s: %d documents, max |p_essentia - p_ours| = %.2g" % (preprocessing, kernel, predicted, worst))
+
+
+def test_hand_built_chain_enum_rules_like_essentia(tmp_path, oracle):
+    """Multi-valued strings never seen in training, and a history whose layouts lack the enum maps
+    (codes then follow the order of appearance in the document): Essentia and we agree."""
+    from predict_vectors import DOC, toy_doc, toy_steps
+
+    docs = []
+    for i, doc in enumerate([DOC, toy_doc(tonal__chords=["Y", "X"], tonal__key="B"),
+                             toy_doc(tonal__chords=["Y", "Y"], tonal__key="E"),
+                             toy_doc(tonal__chords=["C", "A"], tonal__key="D"),
+                             toy_doc(lowlevel__x=[float(v) for v in (9, -9, 0.6)]),
+                             toy_doc(lowlevel__x=[-4.0, 0.0, 5.0], metadata__version=None),
+                             toy_doc(lowlevel__x=[1.0, 2.0]), toy_doc(tonal__key=["C", "D"])]):
+        path = tmp_path / ("toy-%d.json" % i)
+        path.write_text(json.dumps(doc))
+        docs.append(path)
+    histories = []
+    for maps in (True, False):
+        path = tmp_path / ("toy-maps-%s.history" % maps)
+        write_history(toy_steps(enum_maps=maps), path)
+        histories.append(path)
+    pools = oracle.apply_many(histories, docs)
+    for history in histories:
+        predicted, refused, worst = agree(history, pools[str(history)], ours(history, docs))
+        assert (predicted, refused) == (6, 2)
