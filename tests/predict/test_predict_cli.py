@@ -36,10 +36,10 @@ def models(tmp_path):
                 elif isinstance(value, list) and key == "descriptorNames":
                     params[key] = type(value)(v.replace("highlevel.toy", "highlevel.other") for v in value)
     from abrunnerd.gaia.chain import Descriptor, Layout
-    for step in steps[7:]:
-        step.input_layout = Layout([Descriptor(d.name.replace("highlevel.toy", "highlevel.other"), d.type,
-                                               d.length_type, d.size) for d in step.input_layout.descriptors],
-                                   step.input_layout.enum_maps)
+    for i, step in enumerate(steps[7:], 7):
+        steps[i] = step._replace(input_layout=Layout(
+            [Descriptor(d.name.replace("highlevel.toy", "highlevel.other"), d.type, d.length_type, d.size)
+             for d in step.input_layout.descriptors], step.input_layout.enum_maps))
     second = tmp_path / "other.history"
     write_history(steps, second)
     return first, second
@@ -120,7 +120,7 @@ def test_exit_codes_distinguish_bad_models_from_bad_documents(models, tmp_path, 
 
 def test_unsupported_applier_names_applier_step_and_file(tmp_path):
     steps = toy_steps()
-    steps[4].applier = "matmult"
+    steps[4] = steps[4]._replace(applier="matmult")
     path = tmp_path / "pca.history"
     write_history(steps, path)
     rc, out, err = run(path, tmp_path)
