@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     ("abrunnerd.ctl_runner", ("status", "check-config", "jobs", "pause", "resume", "cancel")),
     ("abrunnerd.trainer.cli", ("train",)),
     ("abrunnerd.gaia.cli", ("inspect-history",)),
+    ("abrunnerd.gaia.predict_cli", ("predict",)),
 ]
 EX_UNAVAILABLE = 69  # sysexits.h: a required library is missing
 # Python module -> the Debian/Ubuntu package that provides it (for the message).
