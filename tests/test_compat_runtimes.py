@@ -1,7 +1,7 @@
-"""The pure parts (trainer, Gaia history, predictions) on every Ubuntu LTS's own runtime.
+"""The pure parts (trainer, Gaia history, predict) on every Ubuntu LTS's own runtime.
 
-``make test`` itself runs on Debian 12's python3 and libraries. This re-runs the trainer
-and history unit tests in venvs built by ``tools/compat-venv``, one per Ubuntu LTS with
+``make test`` itself runs on Debian 12's python3 and libraries. This re-runs the trainer,
+history and predict unit tests in venvs built by ``tools/compat-venv``, one per Ubuntu LTS with
 that release's Python, numpy, scipy and scikit-learn (bionic 3.6/1.13.3/0.19.1 .. noble
 3.12/1.26.4/1.4.1), plus the newest of everything (Python 3.13, scikit-learn < 1.11),
 and checks that the Gaia-reference grid (ab-real-1, 720 configurations) scores the same,
