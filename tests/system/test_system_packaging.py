@@ -37,7 +37,7 @@ FLOOR_PACKAGES = {"python3-numpy": "numpy", "python3-scipy": "scipy", "python3-s
 def test_depends_floors_are_the_oldest_tested_versions(debs):
     depends = subprocess.run(["dpkg-deb", "-f", debs["first"], "Depends"], stdout=subprocess.PIPE,
                              universal_newlines=True, check=True).stdout
-    bounds = dict(re.findall(r"(python3[\w.-]*) \(>= ([^)]+)\)", depends))
+    bounds = {name.replace(":any", ""): v for name, v in re.findall(r"(python3[\w.:-]*) \(>= ([^)]+)\)", depends)}
     oldest = subprocess.run([BUILD_DEBS.replace("build-debs", "compat-venv"), "--list"], stdout=subprocess.PIPE,
                             universal_newlines=True, check=True).stdout.split()[0]
     pins = dict(line.split("==", 1) for line in subprocess.run(
