@@ -6,6 +6,7 @@ from flask import Blueprint, g, request
 from ..context import engine
 from ..bodies import Spec, check_fields, parse_json
 from ..errors import ApiError
+from ..text import canonical_uuid
 from ..users import TokenCache
 
 blueprint = Blueprint("api", __name__)
@@ -31,6 +32,14 @@ def _authenticate():
                        "(abserver add-user NAME)")
     g.user_id, g.user_name = user
     return None
+
+
+def canonical_id(value: str, what: str = "job") -> str:
+    """A path id in canonical form (decisions 7c); anything that is not a UUID is 404, as AB answered."""
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise ApiError(404, "not_found", "No such %s" % what)
+    return canonical
 
 
 def json_body(spec: Spec, max_bytes: int = 1024 * 1024) -> Any:
