@@ -17,7 +17,8 @@ from .migrations import MigrationError, current_version, latest_version, upgrade
 from .options import OptionsError
 from .text import canonical_uuid, sanitize
 from .timefmt import http_date
-from .users import UserError, add_user, user_id_by_name
+from .users import (UserError, add_user, list_users, revoke_token, rotate_token, set_disabled,
+                    user_id_by_name)
 
 EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_CONFIG = 64, 65, 69, 78
 
@@ -45,6 +46,43 @@ def cmd_add_user(args) -> int:
     print(token)
     print("user %s created; this token is shown only now: put it in /etc/abrunnerd/token" % args.name,
           file=sys.stderr)
+    return 0
+
+
+def _user_command(args, action) -> int:
+    engine = _engine(args)
+    with engine.begin() as conn:
+        return action(conn, user_id_by_name(conn, args.name))
+
+
+def cmd_rotate_token(args) -> int:
+    token = _user_command(args, rotate_token)
+    print(token)
+    print("new token for %s (the old one answers 401 from now on); shown only now: put it in "
+          "/etc/abrunnerd/token" % args.name, file=sys.stderr)
+    return 0
+
+
+def cmd_revoke_token(args) -> int:
+    _user_command(args, revoke_token)
+    print("token of %s revoked: it answers 401 from now on ('abserver rotate-token %s' issues a new one)"
+          % (args.name, args.name), file=sys.stderr)
+    return 0
+
+
+def cmd_disable_user(args) -> int:
+    _user_command(args, lambda conn, uid: set_disabled(conn, uid, not args.enable))
+    print("user %s %s" % (args.name, "enabled" if args.enable else "disabled: every request with its token "
+                          "answers 401"), file=sys.stderr)
+    return 0
+
+
+def cmd_users(args) -> int:
+    with _engine(args).connect() as conn:
+        for row in list_users(conn):
+            state = "disabled" if row.disabled_at else ("token revoked" if row.token_revoked else "active")
+            print("%-24s %-14s created %s, token changed %s" % (row.name, state, http_date(row.created),
+                                                               http_date(row.token_changed) or "-"))
     return 0
 
 
@@ -203,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("add-user", parents=[common], help="create a user; prints its token once")
     p.add_argument("name")
     p.set_defaults(func=cmd_add_user)
+    for name, func, text in (("rotate-token", cmd_rotate_token, "give a user a new token (prints it once); "
+                              "the old one stops working at once"),
+                             ("revoke-token", cmd_revoke_token, "make a user's token stop working at once")):
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.add_argument("name")
+        p.set_defaults(func=func)
+    p = sub.add_parser("disable-user", parents=[common], help="refuse (401) every request of a user",
+                       description="Refuse (401 user_disabled) every request of a user; --enable undoes it.")
+    p.add_argument("name")
+    p.add_argument("--enable", action="store_true", help="enable the user again")
+    p.set_defaults(func=cmd_disable_user)
+    sub.add_parser("users", parents=[common], help="list users and their state").set_defaults(func=cmd_users)
     p = sub.add_parser("import-dataset", parents=[common], help="import an AB-form dataset directory")
     p.add_argument("dir")
     p.add_argument("--owner", required=True)

@@ -30,7 +30,9 @@ def _authenticate():
     if user is None:
         raise ApiError(401, "bad_token", "unknown token; ask the server's admin for one "
                        "(abserver add-user NAME)")
-    g.user_id, g.user_name = user
+    g.user_id, g.user_name, disabled = user
+    if disabled:
+        raise ApiError(401, "user_disabled", "this user is disabled; ask the server's admin")
     return None
 
 
@@ -54,4 +56,4 @@ def json_any(max_bytes: int = 1024 * 1024, allow_nan: bool = False) -> Any:
     return parse_json(request.get_data(cache=False), max_bytes, allow_nan)
 
 
-from . import ab, owner, runner  # noqa: E402,F401  (route registration)
+from . import ab, owner, runner, tokens  # noqa: E402,F401  (route registration)
