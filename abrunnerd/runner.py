@@ -465,7 +465,7 @@ class Runner:
         try:
             self.client.download(url, files.features, job.state.get("features_sha256"),
                                  job.state.get("features_size"), on_chunk=on_chunk)
-        except IntegrityError as exc:
+        except (IntegrityError, BadAnswerError) as exc:  # a wrong or unusable bundle: a few tries, then failed
             failures = int(job.state.get("integrity_failures", 0)) + 1
             job.state = self.store.update(job.id, integrity_failures=failures)
             if failures >= MAX_INTEGRITY_FAILURES:
@@ -488,7 +488,10 @@ class Runner:
         todo = [m for m in mbids if not os.path.exists(os.path.join(lowlevel, m + ".json"))]
         for i in range(0, len(todo), LOWLEVEL_BATCH):
             batch = todo[i:i + LOWLEVEL_BATCH]
-            body = self.client.lowlevel_bulk(batch)
+            try:
+                body = self.client.lowlevel_bulk(batch)
+            except BadAnswerError as exc:  # kept locally as failed; tried again when the dataset changes
+                self.report_failure(job, "the low-level documents cannot be used: %s" % exc.problem)
             for mbid in batch:
                 entry = body.get(mbid)
                 doc = entry.get("0") if isinstance(entry, dict) else None
@@ -711,9 +714,9 @@ class Runner:
             try:
                 self._until_acknowledged(job, "reporting the failure", lambda: self.client.fail(  # type: ignore
                     job.id, job.state.get("lease_id"), reason))
-            except AuthError:
-                raise  # keep the job; the loop backs off and tries again
-            except ApiError as exc:
+            except (AuthError, Interrupted):
+                raise  # keep the job; the loop backs off and tries again (or the daemon stops)
+            except ClientError as exc:  # refused, redirected: retrying would wedge the queue on this job
                 log.warning("the server did not take the failure report of job %s (%s); dropping it",
                             job.id, exc, extra=job_fields(job.id, job.dataset_id))
         self.forget(job)
