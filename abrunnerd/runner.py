@@ -370,7 +370,8 @@ class Runner:
             return True
         n = sum(len(c["recordings"]) for c in details["dataset"]["classes"])
         try:
-            need = estimate_peak_memory(n, details["options"], self.workers())
+            need = estimate_peak_memory(n, details["options"], self.workers(),
+                                        should_stop=lambda: self.signals.stop)
         except Exception as exc:
             log.warning("cannot estimate the memory job %s needs (%s); trying it anyway", job_id, exc)
             return True
