@@ -581,13 +581,13 @@ class Runner:
         while True:
             rc = proc.poll()
             p = proc.progress()
-            if p:
-                done, total = int(p.get("cells_done") or 0), int(p.get("cells_total") or 0)
-                eta = p.get("eta_seconds")
+            if isinstance(p, dict):  # the training process's file: checked like any input
+                total = _count(p.get("cells_total"))
+                done = min(_count(p.get("cells_done")), total)
+                eta = _count(p.get("eta_seconds"), -1)
                 self.status.update(cells_done=done, cells_total=total,
                                    fraction=(done / total) if total else 0.0,
-                                   eta_seconds=int(eta) if isinstance(eta, (int, float)) else -1,
-                                   message=str(p.get("message") or ""))
+                                   eta_seconds=eta, message=str(p.get("message") or "")[:500])
                 decile = (10 * done // total) if total else -1
                 if decile != last_logged and total:
                     last_logged = decile
@@ -837,6 +837,13 @@ class Runner:
                 "'systemctl reload abrunnerd'" % self.cfg.token_file)
         log.warning(text, extra={"MESSAGE_ID": messages.TOKEN_MISSING})
         self._set(st.NO_TOKEN, message=text)
+
+
+def _count(value: Any, default: int = 0) -> int:
+    """A non-negative whole number from a progress file, or ``default``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 2 ** 53:
+        return default
+    return int(value)
 
 
 def _dataset_hash(details: Dict[str, Any]) -> str:
