@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 import numpy as np
 
 from abrunnerd.gaia.chain import ENUM, FIXED, REAL, STRING, Layout, Step, SvmModel
-from abrunnerd.gaia.numeric import distribute, dot_product
+from abrunnerd.gaia.numeric import distribute_block, dot_product
 from abrunnerd.gaia.svm import SvmModelError, SvmPredictor, parse_svm_model
 
 # Appliers we implement, and those whose input layout Gaia checks (or rebuilds from).
@@ -481,7 +481,7 @@ class Model(object):
             elif op[0] == "dot":
                 matrix[:, op[1]] = dot_product(matrix[:, op[1]], op[2], op[3], op[4])
             else:
-                matrix[:, op[1]] = distribute_columns(matrix[:, op[1]], op[2])
+                matrix[:, op[1]] = distribute_block(matrix[:, op[1]], op[2])
         x = np.empty((len(rows), self.n_features))
         x[:, self.real_positions] = matrix[:, self.real_columns]
         for position, origin, size in self.enum_features:
@@ -539,14 +539,6 @@ class Model(object):
         for slot, result in zip(slots, self.predict_rows(rows)):
             results[slot] = result
         return results
-
-
-def distribute_columns(block: np.ndarray, dists: List[np.ndarray]) -> np.ndarray:
-    """``distribute`` on every column of ``block`` with its own reference distribution."""
-    out = np.empty_like(block)
-    for j, dist in enumerate(dists):
-        out[:, j] = distribute(block[:, j], dist)
-    return out
 
 
 def _read_value(node: Any, spec: InputSpec) -> Tuple[Any, int]:
