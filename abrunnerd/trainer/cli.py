@@ -20,18 +20,35 @@ EX_INTERRUPTED = 130
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
     parser = subparsers.add_parser(
-        "train", help="train a dataset locally (AcousticBrainz's SVM model search)",
-        description="Run AcousticBrainz's Gaia-compatible SVM model search on an AB-form directory "
-                    "(dataset.json, lowlevel/<mbid>.json, optional artists.json).")
-    parser.add_argument("dir", metavar="DIR", help="the dataset directory")
-    parser.add_argument("--out", metavar="OUTDIR", help="where results go (default: DIR/train-out)")
+        "train", help="train a dataset locally (AcousticBrainz's / Gaia's SVM model search)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the Gaia-compatible SVM model search locally. Input, one of:\n"
+                    "  DIR                         an AcousticBrainz-form directory (dataset.json, lowlevel/<mbid>.json)\n"
+                    "  DIR --out OUT               Gaia's train_model_from_sigs form: DIR/<class>/<id>.json|.sig|.yaml\n"
+                    "  --groundtruth GT --filelist FL --out OUT   Gaia's train_model form\n"
+                    "  --project PROJECT.yaml --out OUT           a Gaia project file (its groundtruth and filelist)\n"
+                    "--project also combines with DIR or --groundtruth/--filelist: the grid and the preprocessing\n"
+                    "sets then come from the project file. Without a project, Gaia's forms use Gaia's template grid\n"
+                    "(6 preprocessing sets x poly/RBF x 9 C x 8 gamma x balanceClasses false/true, seed 1).\n"
+                    "Input files are only read. See docs/gaia-users.md.")
+    parser.add_argument("dir", metavar="DIR", nargs="?", help="the dataset directory (AB form or class folders)")
+    parser.add_argument("--groundtruth", metavar="FILE", help="Gaia groundtruth YAML (with --filelist)")
+    parser.add_argument("--filelist", metavar="FILE", help="Gaia filelist YAML: id: path (relative to its folder)")
+    parser.add_argument("--project", metavar="FILE", help="Gaia classification project YAML (grid, preprocessing)")
+    parser.add_argument("--name", help="class-folder form: the model's name (default: the directory's name)")
+    parser.add_argument("--classes", nargs="+", metavar="FOLDER",
+                        help="class-folder form: use only these subfolders as classes")
+    parser.add_argument("--out", metavar="OUTDIR", help="where results go (default for the AB form: DIR/train-out)")
     parser.add_argument("--c-values", type=int, nargs="+", metavar="EXP", help="C exponents (log2)")
     parser.add_argument("--gamma-values", type=int, nargs="+", metavar="EXP", help="gamma exponents (log2)")
     parser.add_argument("--preprocessing", nargs="+", metavar="NAME",
-                        help="preprocessing sets (basic lowlevel nobands normalized gaussianized mfcc)")
+                        help="preprocessing sets (basic lowlevel nobands normalized gaussianized mfcc raw)")
+    parser.add_argument("--balance-classes", nargs="+", choices=("false", "true"), metavar="BOOL",
+                        help="Gaia's balanceClasses values to try (false true)")
     parser.add_argument("--artist-filter", action="store_true", help="keep each artist's recordings in one fold")
     parser.add_argument("--normalize", action="store_true", help="reduce every class to the smallest class's size")
-    parser.add_argument("--seed", type=int, default=42, help="seed of folds and sampling (default 42)")
+    parser.add_argument("--seed", type=int, help="seed of folds and sampling (default: 42 for the AB form, "
+                                                 "1 for Gaia's forms, as Gaia's scripts; a project's own seed)")
     parser.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
     parser.add_argument("--checkpoint", metavar="FILE", help="checkpoint log (default: OUTDIR/checkpoint.jsonl)")
     parser.set_defaults(handler=handler)
@@ -71,22 +88,115 @@ def _write_json(path: str, data: Any) -> None:
     os.replace(tmp, path)
 
 
+GAIA_SETS = ("basic", "lowlevel", "nobands", "normalized", "gaussianized", "mfcc")  # the template's grid
+GAIA_SEED = 1  # train_model(_from_sigs)'s default --seed
+
+
+class _Input:
+    """What the command line names: the dataset, its form, the project (if any) and the options."""
+
+    def __init__(self, ds: Any, form: str, project: Any, opts: Any, source: str) -> None:
+        self.ds, self.form, self.project, self.opts, self.source = ds, form, project, opts, source
+
+
+def _grid_flags(args: argparse.Namespace) -> dict:
+    kwargs = {}
+    if args.c_values:
+        kwargs["c_values"] = tuple(args.c_values)
+    if args.gamma_values:
+        kwargs["gamma_values"] = tuple(args.gamma_values)
+    if args.preprocessing:
+        kwargs["preprocessing_values"] = tuple(args.preprocessing)
+    if args.balance_classes:
+        kwargs["balance_classes"] = tuple(dict.fromkeys(b == "true" for b in args.balance_classes))
+    return kwargs
+
+
+def read_input(args: argparse.Namespace) -> _Input:
+    """Parse the command line's input files into a dataset and options (DatasetError on bad input)."""
+    from abrunnerd.trainer import Dataset, DatasetError, TrainOptions, load_dataset_dir
+    from abrunnerd.trainer.class_folders import is_class_folder_dir, load_class_folders
+    from abrunnerd.trainer.gaia_lists import load_groundtruth_filelist
+    from abrunnerd.trainer.gaia_project import read_project
+
+    project = read_project(args.project) if args.project else None
+    grid = _grid_flags(args)
+    if project is not None and grid:
+        raise DatasetError("--project %s gives the grid; leave out --c-values, --gamma-values, --preprocessing "
+                           "and --balance-classes (or edit the project file)" % args.project)
+    if (args.groundtruth is None) != (args.filelist is None):
+        raise DatasetError("--groundtruth and --filelist go together; give both")
+    if args.groundtruth and args.dir:
+        raise DatasetError("give either DIR or --groundtruth/--filelist, not both")
+    if args.groundtruth:
+        ds, form, source = load_groundtruth_filelist(args.groundtruth, args.filelist), "groundtruth", args.groundtruth
+    elif args.dir:
+        if os.path.isfile(os.path.join(args.dir, "dataset.json")):
+            if project is not None or args.classes or args.name:
+                raise DatasetError("%s is an AcousticBrainz-form directory (dataset.json); --project, --classes "
+                                   "and --name apply to Gaia's forms only" % args.dir)
+            ds, form, source = load_dataset_dir(args.dir), "ab", args.dir
+        elif os.path.isdir(args.dir) and is_class_folder_dir(args.dir):
+            ds = load_class_folders(args.dir, name=args.name or (project.class_name if project else None),
+                                    classes=args.classes)
+            form, source = "class-folders", args.dir
+        elif not os.path.isdir(args.dir):
+            raise DatasetError("%s is not a directory" % args.dir)
+        else:
+            raise DatasetError("missing file %s: %s is neither an AcousticBrainz-form directory nor a directory of "
+                               "class subfolders" % (os.path.join(args.dir, "dataset.json"), args.dir))
+    elif project is not None:
+        if not project.groundtruth or not project.filelist:
+            raise DatasetError("project %s names no groundtruth/filelist; give DIR or --groundtruth/--filelist"
+                               % project.path)
+        ds, form, source = load_groundtruth_filelist(project.groundtruth, project.filelist), "groundtruth", \
+            project.path
+    else:
+        raise DatasetError("no input: give DIR, --groundtruth FILE --filelist FILE, or --project FILE "
+                           "(abrunnerctl train --help)")
+    if project is not None and project.class_name:
+        # Gaia: the project's className wins over the groundtruth's (a new value: Dataset may be immutable)
+        ds = Dataset(name=project.class_name, groundtruth=ds.groundtruth, documents=ds.documents, artists=ds.artists)
+    common = {"filter_type": "artist" if args.artist_filter else None, "normalize": bool(args.normalize)}
+    if project is not None:
+        kwargs = dict(project.options)
+        kwargs.update(common)
+        if args.seed is not None:
+            kwargs["seed"] = args.seed
+        kwargs.setdefault("seed", GAIA_SEED)
+    elif form == "ab":
+        kwargs = dict(common, seed=42 if args.seed is None else args.seed, **grid)
+    else:
+        kwargs = dict(common, seed=GAIA_SEED if args.seed is None else args.seed, preprocessing_values=GAIA_SETS,
+                      balance_classes=(False, True), excluded=("metadata.tags*",))
+        kwargs.update(grid)
+    return _Input(ds, form, project, TrainOptions(**kwargs), source)
+
+
+def _output_dir(args: argparse.Namespace, inp: _Input) -> str:
+    from abrunnerd.trainer import DatasetError
+
+    if inp.form == "ab":
+        return args.out or os.path.join(args.dir, "train-out")
+    if not args.out:
+        raise DatasetError("give --out OUTDIR: Gaia's forms never write into the input folders")
+    if inp.form == "class-folders":
+        inside = os.path.abspath(args.out) + os.sep
+        if inside.startswith(os.path.abspath(args.dir) + os.sep):
+            raise DatasetError("--out %s is inside the class-folder directory %s, where it would become a "
+                               "class; put it elsewhere" % (args.out, args.dir))
+    return args.out
+
+
 def handler(args: argparse.Namespace) -> int:
-    from abrunnerd.trainer import DatasetError, TrainingStopped, TrainOptions, load_dataset_dir, train
+    from abrunnerd.trainer import DatasetError, TrainingStopped, train
+    from abrunnerd.trainer.gaia_reports import project_document, write_reports
     from abrunnerd.trainer.model import slugify
 
-    out = args.out or os.path.join(args.dir, "train-out")
     try:
-        kwargs = {"seed": args.seed, "filter_type": "artist" if args.artist_filter else None,
-                  "normalize": bool(args.normalize)}
-        if args.c_values:
-            kwargs["c_values"] = tuple(args.c_values)
-        if args.gamma_values:
-            kwargs["gamma_values"] = tuple(args.gamma_values)
-        if args.preprocessing:
-            kwargs["preprocessing_values"] = tuple(args.preprocessing)
-        opts = TrainOptions(**kwargs)
-        ds = load_dataset_dir(args.dir)
+        inp = read_input(args)
+        out = _output_dir(args, inp)
+        ds, opts = inp.ds, inp.opts
         os.makedirs(out, exist_ok=True)
         result = train(ds, opts, workers=args.jobs or None,
                        checkpoint_path=args.checkpoint or os.path.join(out, "checkpoint.jsonl"),
@@ -104,12 +214,29 @@ def handler(args: argparse.Namespace) -> int:
         from abrunnerd.gaia.history import write_history
     except ImportError:
         write_history = None
+    name = (slugify(ds.name) or "model") + ".history"
     if write_history is not None:
-        name = (slugify(ds.name) or "model") + ".history"
         write_history(result.model.steps, os.path.join(out, name))
         written.append(name)
+    project = project_document(opts, ds.name, result.dataset_info["template"],
+                               inp.project.groundtruth if inp.project else None,
+                               inp.project.filelist if inp.project else None)
+    written += write_reports(out, result, opts, ds.name, name, inp.source, project, _write_text)
     best = result.best
-    print("best: %s %s C=2^%d gamma=2^%d, accuracy %.2f %% (%d recordings); wrote %s in %s"
-          % (best.preprocessing, best.kernel, best.c, best.gamma, result.accuracy,
-             result.dataset_info["n_recordings"], ", ".join(written), out))
+    info = result.dataset_info
+    if "merge_removed_variable_length" in info:
+        print("merge: removed %d variable-length descriptor(s) (%s) and %d constant one(s); result.json lists them"
+              % (len(info["merge_removed_variable_length"]), ", ".join(info["merge_removed_variable_length"][:3]),
+                 len(info["merge_removed_constant"])))
+    balance = "" if best.balance_classes is None else " balanceClasses=%s" % best.balance_classes
+    print("best: %s %s C=2^%d gamma=2^%d%s, accuracy %.2f %% (%d recordings, template %s); wrote %s in %s"
+          % (best.preprocessing, best.kernel, best.c, best.gamma, balance, result.accuracy,
+             info["n_recordings"], info["template"], ", ".join(written), out))
     return 0
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -18,6 +18,8 @@ class Combination:
     fold_total: List[Optional[int]] = field(default_factory=list)
     confusion: List[List[int]] = field(default_factory=list)
     error: Optional[str] = None
+    balance_classes: Optional[bool] = None  # None: the grid has no balanceClasses dimension (AB's)
+    fold_confusion: List[Optional[List[List[int]]]] = field(default_factory=list)
 
     @property
     def accuracy(self) -> Optional[float]:
@@ -25,12 +27,18 @@ class Combination:
             return None
         return 100.0 * self.correct / self.total
 
+    def key(self) -> tuple:
+        return (self.preprocessing, self.kernel, self.c, self.gamma, self.balance_classes)
+
     def to_json(self) -> Dict[str, Any]:
         acc = self.accuracy
-        return {"preprocessing": self.preprocessing, "kernel": self.kernel, "C": self.c, "gamma": self.gamma,
-                "status": self.status, "accuracy": None if acc is None else round(acc, 2),
-                "fold_correct": list(self.fold_correct), "fold_total": list(self.fold_total),
-                "error": self.error}
+        out = {"preprocessing": self.preprocessing, "kernel": self.kernel, "C": self.c, "gamma": self.gamma,
+               "status": self.status, "accuracy": None if acc is None else round(acc, 2),
+               "fold_correct": list(self.fold_correct), "fold_total": list(self.fold_total),
+               "error": self.error}
+        if self.balance_classes is not None:
+            out["balanceClasses"] = self.balance_classes
+        return out
 
 
 @dataclass
@@ -58,11 +66,16 @@ class TrainResult:
                     out.setdefault(actual, {})[predicted] = int(count)
         return out
 
+    def best_model_parameters(self) -> Dict[str, Any]:
+        model = {"classifier": "svm", "preprocessing": self.best.preprocessing, "type": "C-SVC",
+                 "kernel": self.best.kernel, "C": self.best.c, "gamma": self.best.gamma}
+        if self.best.balance_classes is not None:
+            model["balanceClasses"] = self.best.balance_classes
+        return model
+
     def to_result_json(self) -> Dict[str, Any]:
         return {
-            "parameters": {"model": {"classifier": "svm", "preprocessing": self.best.preprocessing,
-                                     "type": "C-SVC", "kernel": self.best.kernel, "C": self.best.c,
-                                     "gamma": self.best.gamma},
+            "parameters": {"model": self.best_model_parameters(),
                            "evaluation": {"type": "nfoldcrossvalidation", "nfold": self.nfold}},
             "accuracy": self.accuracy,
             "confusion_matrix": self.confusion_matrix(),
