@@ -84,7 +84,8 @@ def load_class_folders(path: str, name: Optional[str] = None, classes: Optional[
         for key, file_path in files.items():
             groundtruth[key] = cls
             paths[key] = file_path
-            documents[key] = read_document(file_path)
+    for key in sorted(paths):  # id order, like the other forms: batched predictions see the same rows
+        documents[key] = read_document(paths[key])
     check_one_layout(documents, paths)
     title = name or os.path.basename(os.path.abspath(path))
     return Dataset(name=title, groundtruth=groundtruth, documents=documents, artists={k: None for k in groundtruth})
