@@ -118,6 +118,7 @@ def read_input(args: argparse.Namespace) -> _Input:
     from abrunnerd.trainer.class_folders import is_class_folder_dir, load_class_folders
     from abrunnerd.trainer.gaia_lists import load_groundtruth_filelist
     from abrunnerd.trainer.gaia_project import read_project
+    from abrunnerd.trainer.train import check_groundtruth
 
     project = read_project(args.project) if args.project else None
     grid = _grid_flags(args)
@@ -157,6 +158,7 @@ def read_input(args: argparse.Namespace) -> _Input:
     if project is not None and project.class_name:
         # Gaia: the project's className wins over the groundtruth's (a new value: Dataset may be immutable)
         ds = Dataset(name=project.class_name, groundtruth=ds.groundtruth, documents=ds.documents, artists=ds.artists)
+    check_groundtruth(ds.groundtruth, ds.documents)  # before any progress output: one line for a bad dataset
     common = {"filter_type": "artist" if args.artist_filter else None, "normalize": bool(args.normalize)}
     if project is not None:
         kwargs = dict(project.options)
