@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 from abrunnerd.trainer.dataset import Dataset
 from abrunnerd.trainer.errors import DatasetError
+from abrunnerd.trainer.input_files import problem
 from abrunnerd.trainer.extractor_docs import DOCUMENT_EXTENSIONS, check_one_layout, read_document
 
 MAX_CLASSES = 1000
@@ -30,7 +31,7 @@ def _class_dirs(path: str) -> List[str]:
     try:
         names = sorted(os.listdir(path))
     except OSError as e:
-        raise DatasetError("cannot list %s: %s" % (path, e.strerror or e)) from None
+        raise problem("cannot list %s: %s" % (path, e.strerror or e)) from None
     return [n for n in names if not n.startswith(".") and os.path.isdir(os.path.join(path, n))]
 
 
@@ -40,13 +41,13 @@ def find_documents(path: str, classes: Optional[Sequence[str]] = None) -> Dict[s
     if classes:
         missing = [c for c in classes if c not in names]
         if missing:
-            raise DatasetError("class folder %s does not exist in %s (found: %s)"
+            raise problem("class folder %s does not exist in %s (found: %s)"
                                % (missing[0], path, ", ".join(names) or "none"))
         names = list(classes)
     if not names:
-        raise DatasetError("%s has no class subfolders (expected <class>/<id>.json files)" % path)
+        raise problem("%s has no class subfolders (expected <class>/<id>.json files)" % path)
     if len(names) > MAX_CLASSES:
-        raise DatasetError("%s has %d subfolders, more than the limit of %d classes" % (path, len(names), MAX_CLASSES))
+        raise problem("%s has %d subfolders, more than the limit of %d classes" % (path, len(names), MAX_CLASSES))
     found: Dict[str, Dict[str, str]] = {}
     owner: Dict[str, str] = {}
     total = 0
@@ -62,16 +63,16 @@ def find_documents(path: str, classes: Optional[Sequence[str]] = None) -> Dict[s
                     DOCUMENT_EXTENSIONS.index(os.path.splitext(current)[1].lower()):
                 files[stem] = os.path.join(folder, entry)
         if not files:
-            raise DatasetError("class folder %s holds no extractor outputs (*.json, *.sig, *.yaml); remove it "
+            raise problem("class folder %s holds no extractor outputs (*.json, *.sig, *.yaml); remove it "
                                "or name the classes with --classes" % folder)
         for stem in files:
             if stem in owner:
-                raise DatasetError("id %s is in two class folders, %s and %s; an example belongs to one class"
+                raise problem("id %s is in two class folders, %s and %s; an example belongs to one class"
                                    % (stem, owner[stem], cls))
             owner[stem] = cls
         total += len(files)
         if total > MAX_DOCUMENTS:
-            raise DatasetError("%s holds more than %d documents" % (path, MAX_DOCUMENTS))
+            raise problem("%s holds more than %d documents" % (path, MAX_DOCUMENTS))
         found[cls] = files
     return found
 

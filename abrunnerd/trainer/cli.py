@@ -1,11 +1,14 @@
-"""``abrunnerctl train DIR``: run the model search locally on an AB-form directory.
+"""``abrunnerctl train``: run the model search locally on an AB-form directory or Gaia's inputs.
 
+Gaia's inputs (class folders, groundtruth + filelist, a project file) are parsed by
+``class_folders``, ``gaia_lists`` and ``gaia_project``; see docs/gaia-users.md.
 Writes ``result.json`` (AB's result shape plus the per-combination table),
-``predictions.json`` (the final model's class probabilities for every recording) and
-``<name>.history`` to OUTDIR.  The checkpoint log lives in OUTDIR too, so running the
+``predictions.json`` (the final model's class probabilities for every recording),
+``<name>.history`` and Gaia's reports (``gaia_reports``) to OUTDIR.  The checkpoint log lives in OUTDIR too, so running the
 same command again after an interruption resumes where it stopped.
-Exit status: 0 done, 65 (EX_DATAERR) the dataset or options cannot be trained,
-130 interrupted (checkpoint kept).
+Exit status: 0 done, 2 a bad option value (one line saying which), 65 (EX_DATAERR)
+the dataset or options cannot be trained, 73 (EX_CANTCREAT) OUTDIR cannot be written,
+130 interrupted (checkpoint kept). Bad input never ends in a traceback.
 """
 import argparse
 import json
@@ -14,8 +17,13 @@ import sys
 import time
 from typing import Any
 
+from abrunnerd.sinks import terminal
+
+EX_USAGE = 2
 EX_DATAERR = 65
+EX_CANTCREAT = 73
 EX_INTERRUPTED = 130
+SEED_MAX = 2 ** 31 - 1
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
@@ -192,23 +200,81 @@ def _output_dir(args: argparse.Namespace, inp: _Input) -> str:
 
 def handler(args: argparse.Namespace) -> int:
     from abrunnerd.trainer import DatasetError, TrainingStopped, train
-    from abrunnerd.trainer.gaia_reports import project_document, write_reports
-    from abrunnerd.trainer.model import slugify
 
+    problem = _check_args(args)
+    if problem:
+        print("abrunnerctl train: %s" % problem, file=sys.stderr)
+        return EX_USAGE if not problem.startswith("cannot") else EX_CANTCREAT
+    out = args.out or ""
     try:
         inp = read_input(args)
         out = _output_dir(args, inp)
+        if os.path.exists(out) and not os.path.isdir(out):
+            print("abrunnerctl train: cannot write results into %s: it exists and is not a directory" % out,
+                  file=sys.stderr)
+            return EX_CANTCREAT
         ds, opts = inp.ds, inp.opts
-        os.makedirs(out, exist_ok=True)
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as exc:
+            print("abrunnerctl train: cannot create %s: %s" % (out, exc.strerror or exc), file=sys.stderr)
+            return EX_CANTCREAT
         result = train(ds, opts, workers=args.jobs or None,
                        checkpoint_path=args.checkpoint or os.path.join(out, "checkpoint.jsonl"),
                        progress=_Reporter(sys.stderr))
     except DatasetError as e:
-        print("abrunnerctl train: %s" % e, file=sys.stderr)
+        print("abrunnerctl train: %s" % terminal(str(e)), file=sys.stderr)
         return EX_DATAERR
+    except (ValueError, TypeError, KeyError, RecursionError) as e:  # data of a shape nothing above foresaw
+        print("abrunnerctl train: the dataset in %s cannot be trained (%s: %s)"
+              % (_source(args), type(e).__name__, terminal(str(e), 300)), file=sys.stderr)
+        return EX_DATAERR
+    except OSError as e:
+        print("abrunnerctl train: %s: %s" % (e.filename or _source(args), e.strerror or e), file=sys.stderr)
+        return EX_DATAERR if not e.filename or not out or not str(e.filename).startswith(out) else EX_CANTCREAT
     except (KeyboardInterrupt, TrainingStopped):
         print("\nabrunnerctl train: interrupted; run the same command again to resume", file=sys.stderr)
         return EX_INTERRUPTED
+    try:
+        written = _write_outputs(out, ds, result, inp)
+    except OSError as e:
+        print("abrunnerctl train: cannot write into %s: %s" % (out, e.strerror or e), file=sys.stderr)
+        return EX_CANTCREAT
+    best = result.best
+    info = result.dataset_info
+    if "merge_removed_variable_length" in info:
+        print("merge: removed %d variable-length descriptor(s) (%s) and %d constant one(s); result.json lists them"
+              % (len(info["merge_removed_variable_length"]),
+                 terminal(", ".join(info["merge_removed_variable_length"][:3])), len(info["merge_removed_constant"])))
+    balance = "" if best.balance_classes is None else " balanceClasses=%s" % best.balance_classes
+    print("best: %s %s C=2^%d gamma=2^%d%s, accuracy %.2f %% (%d recordings, template %s); wrote %s in %s"
+          % (terminal(best.preprocessing), best.kernel, best.c, best.gamma, balance, result.accuracy,
+             info["n_recordings"], info["template"], ", ".join(written), terminal(out)))
+    return 0
+
+
+def _source(args: argparse.Namespace) -> str:
+    return args.dir or args.groundtruth or args.project or "the input"
+
+
+def _check_args(args: argparse.Namespace) -> str:
+    """One line naming the bad option, or ''."""
+    if args.seed is not None and not 0 <= args.seed <= SEED_MAX:
+        return "--seed must be from 0 to %d, not %d" % (SEED_MAX, args.seed)
+    if args.jobs < 0:
+        return "--jobs must be 0 (all cores) or more, not %d" % args.jobs
+    if args.dir is not None and not os.path.isdir(args.dir):
+        return "%s is not a dataset directory" % args.dir if os.path.exists(args.dir) else \
+            "%s does not exist" % args.dir
+    if args.checkpoint and os.path.isdir(args.checkpoint):
+        return "--checkpoint %s is a directory; give a file name" % args.checkpoint
+    return ""
+
+
+def _write_outputs(out: str, ds: Any, result: Any, inp: "_Input") -> Any:
+    from abrunnerd.trainer.gaia_reports import project_document, write_reports
+    from abrunnerd.trainer.model import slugify
+
     _write_json(os.path.join(out, "result.json"), result.to_result_json())
     _write_json(os.path.join(out, "predictions.json"), result.model.predict(ds.documents))
     written = ["result.json", "predictions.json"]
@@ -220,21 +286,11 @@ def handler(args: argparse.Namespace) -> int:
     if write_history is not None:
         write_history(result.model.steps, os.path.join(out, name))
         written.append(name)
-    project = project_document(opts, ds.name, result.dataset_info["template"],
+    project = project_document(inp.opts, ds.name, result.dataset_info["template"],
                                inp.project.groundtruth if inp.project else None,
                                inp.project.filelist if inp.project else None)
-    written += write_reports(out, result, opts, ds.name, name, inp.source, project, _write_text)
-    best = result.best
-    info = result.dataset_info
-    if "merge_removed_variable_length" in info:
-        print("merge: removed %d variable-length descriptor(s) (%s) and %d constant one(s); result.json lists them"
-              % (len(info["merge_removed_variable_length"]), ", ".join(info["merge_removed_variable_length"][:3]),
-                 len(info["merge_removed_constant"])))
-    balance = "" if best.balance_classes is None else " balanceClasses=%s" % best.balance_classes
-    print("best: %s %s C=2^%d gamma=2^%d%s, accuracy %.2f %% (%d recordings, template %s); wrote %s in %s"
-          % (best.preprocessing, best.kernel, best.c, best.gamma, balance, result.accuracy,
-             info["n_recordings"], info["template"], ", ".join(written), out))
-    return 0
+    written += write_reports(out, result, inp.opts, ds.name, name, inp.source, project, _write_text)
+    return written
 
 
 def _write_text(path: str, text: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Tuple
 from abrunnerd.trainer.dataset import Dataset
 from abrunnerd.trainer.errors import DatasetError
 from abrunnerd.trainer.extractor_docs import check_one_layout, read_document
-from abrunnerd.trainer.input_files import MAX_LIST_BYTES, read_mapping
+from abrunnerd.trainer.input_files import MAX_LIST_BYTES, read_mapping, problem
 
 MAX_ENTRIES = 200 * 1000
 MAX_NAME = 1024
@@ -23,7 +23,7 @@ MAX_NAME = 1024
 def _key(k: Any, path: str) -> str:
     key = str(k)
     if not key or len(key) > MAX_NAME or "\x00" in key:
-        raise DatasetError("%s: id %r is empty, longer than %d characters or holds NUL" % (path, key[:60], MAX_NAME))
+        raise problem("%s: id %r is empty, longer than %d characters or holds NUL" % (path, key[:60], MAX_NAME))
     return key
 
 
@@ -36,23 +36,23 @@ def read_groundtruth(path: str) -> Tuple[str, Dict[str, str]]:
     data = read_mapping(path, MAX_LIST_BYTES, "groundtruth")
     missing = [k for k in ("type", "version") if k not in data]
     if missing:
-        raise DatasetError("groundtruth %s lacks the %s key(s) Gaia requires; add 'type: singleClass' and "
+        raise problem("groundtruth %s lacks the %s key(s) Gaia requires; add 'type: singleClass' and "
                            "'version: 1.0'" % (path, " and ".join(repr(m) for m in missing)))
     if data["version"] != 1.0 and data["type"] != "singleClass":
-        raise DatasetError("groundtruth %s is type %r version %r; Gaia (and we) read 'singleClass' version 1.0 only"
+        raise problem("groundtruth %s is type %r version %r; Gaia (and we) read 'singleClass' version 1.0 only"
                            % (path, data["type"], data["version"]))
     name, table = data.get("className"), data.get("groundTruth")
     if not isinstance(name, str) or not name or not isinstance(table, dict):
-        raise DatasetError("groundtruth %s needs 'className: <name>' and a 'groundTruth:' mapping of id: class"
+        raise problem("groundtruth %s needs 'className: <name>' and a 'groundTruth:' mapping of id: class"
                            % path)
     if not table:
-        raise DatasetError("groundtruth %s has an empty groundTruth mapping" % path)
+        raise problem("groundtruth %s has an empty groundTruth mapping" % path)
     if len(table) > MAX_ENTRIES:
-        raise DatasetError("groundtruth %s has %d entries, more than the limit of %d" % (path, len(table), MAX_ENTRIES))
+        raise problem("groundtruth %s has %d entries, more than the limit of %d" % (path, len(table), MAX_ENTRIES))
     out = {}
     for k, v in table.items():
         if isinstance(v, bool) or not isinstance(v, (str, int, float)) or str(v) == "":
-            raise DatasetError("groundtruth %s: the class of %s must be a name, got %r" % (path, k, v))
+            raise problem("groundtruth %s: the class of %s must be a name, got %r" % (path, k, v))
         out[_key(k, path)] = str(v)
     return name, out
 
@@ -61,12 +61,12 @@ def read_filelist(path: str) -> Dict[str, str]:
     """{id: absolute path}; relative paths are relative to the filelist's folder."""
     data = read_mapping(path, MAX_LIST_BYTES, "filelist")
     if len(data) > MAX_ENTRIES:
-        raise DatasetError("filelist %s has %d entries, more than the limit of %d" % (path, len(data), MAX_ENTRIES))
+        raise problem("filelist %s has %d entries, more than the limit of %d" % (path, len(data), MAX_ENTRIES))
     base = os.path.dirname(os.path.abspath(path))
     out = {}
     for k, v in data.items():
         if not isinstance(v, str) or not v or "\x00" in v:
-            raise DatasetError("filelist %s: the file of %s must be a path, got %r" % (path, k, v))
+            raise problem("filelist %s: the file of %s must be a path, got %r" % (path, k, v))
         out[_key(k, path)] = os.path.normpath(os.path.join(base, v))
     return out
 
@@ -77,11 +77,11 @@ def load_groundtruth_filelist(groundtruth_path: str, filelist_path: str) -> Data
     files = read_filelist(filelist_path)
     only_gt = [k for k in groundtruth if k not in files]
     if only_gt:
-        raise DatasetError("%d id(s) of groundtruth %s are not in filelist %s: %s; add their files or remove them"
+        raise problem("%d id(s) of groundtruth %s are not in filelist %s: %s; add their files or remove them"
                            % (len(only_gt), groundtruth_path, filelist_path, _sample(only_gt)))
     only_fl = [k for k in files if k not in groundtruth]
     if only_fl:
-        raise DatasetError("%d id(s) of filelist %s are not in groundtruth %s: %s; give them a class or remove them"
+        raise problem("%d id(s) of filelist %s are not in groundtruth %s: %s; give them a class or remove them"
                            % (len(only_fl), filelist_path, groundtruth_path, _sample(only_fl)))
     documents = {}
     for key in sorted(groundtruth):

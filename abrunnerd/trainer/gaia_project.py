@@ -16,7 +16,7 @@ import os
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from abrunnerd.trainer.errors import DatasetError
-from abrunnerd.trainer.input_files import MAX_PROJECT_BYTES, read_mapping
+from abrunnerd.trainer.input_files import MAX_PROJECT_BYTES, problem, read_mapping
 from abrunnerd.trainer.options import MAX_EXPONENT
 
 KERNEL_NAMES = {"rbf": "RBF", "radial": "RBF", "poly": "poly", "polynomial": "poly"}
@@ -47,7 +47,7 @@ class Project(NamedTuple):
 
 
 def _err(path: str, where: str, message: str) -> DatasetError:
-    return DatasetError("project %s: %s: %s" % (path, where, message))
+    return problem("project %s: %s: %s" % (path, where, message))
 
 
 def _list(value: Any, path: str, where: str) -> list:

@@ -21,25 +21,30 @@ MAX_DEPTH = 32  # Essentia documents nest 4 levels deep
 MAX_NODES = 20 * 1000 * 1000  # values visited when checking a parsed file (aliases count each time)
 
 
+def problem(message: str) -> DatasetError:
+    """A DatasetError of exactly one printable line: control characters of names and paths escaped."""
+    return DatasetError("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
+
+
 def read_bytes(path: str, limit: int, what: str) -> bytes:
     """The whole file, refused if it is not a regular file or larger than ``limit`` bytes."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise DatasetError("%s %s does not exist" % (what, path)) from None
+        raise problem("%s %s does not exist" % (what, path)) from None
     except OSError as e:
-        raise DatasetError("%s %s cannot be read: %s" % (what, path, e.strerror or e)) from None
+        raise problem("%s %s cannot be read: %s" % (what, path, e.strerror or e)) from None
     if not stat.S_ISREG(st.st_mode):
-        raise DatasetError("%s %s is not a regular file; give a regular file" % (what, path))
+        raise problem("%s %s is not a regular file; give a regular file" % (what, path))
     if st.st_size > limit:
-        raise DatasetError("%s %s is %d bytes, more than the limit of %d" % (what, path, st.st_size, limit))
+        raise problem("%s %s is %d bytes, more than the limit of %d" % (what, path, st.st_size, limit))
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise DatasetError("%s %s cannot be opened: %s" % (what, path, e.strerror or e)) from None
+        raise problem("%s %s cannot be opened: %s" % (what, path, e.strerror or e)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for something else since the stat
-            raise DatasetError("%s %s is not a regular file; give a regular file" % (what, path))
+            raise problem("%s %s is not a regular file; give a regular file" % (what, path))
         chunks, total = [], 0
         while True:
             chunk = os.read(fd, min(1 << 20, limit + 1 - total))
@@ -48,9 +53,9 @@ def read_bytes(path: str, limit: int, what: str) -> bytes:
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:
-                raise DatasetError("%s %s is larger than the limit of %d bytes" % (what, path, limit))
+                raise problem("%s %s is larger than the limit of %d bytes" % (what, path, limit))
     except OSError as e:
-        raise DatasetError("%s %s cannot be read: %s" % (what, path, e.strerror or e)) from None
+        raise problem("%s %s cannot be read: %s" % (what, path, e.strerror or e)) from None
     finally:
         os.close(fd)
     return b"".join(chunks)
@@ -60,7 +65,7 @@ def _text(data: bytes, path: str, what: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DatasetError("%s %s is not UTF-8 text (byte %d)" % (what, path, e.start)) from None
+        raise problem("%s %s is not UTF-8 text (byte %d)" % (what, path, e.start)) from None
 
 
 def check_tree(value: Any, path: str, what: str) -> None:
@@ -71,13 +76,13 @@ def check_tree(value: Any, path: str, what: str) -> None:
         node, depth = stack.pop()
         nodes += 1
         if nodes > MAX_NODES:
-            raise DatasetError("%s %s holds more than %d values (YAML aliases expanding?)" % (what, path, MAX_NODES))
+            raise problem("%s %s holds more than %d values (YAML aliases expanding?)" % (what, path, MAX_NODES))
         if depth > MAX_DEPTH:
-            raise DatasetError("%s %s nests deeper than %d levels" % (what, path, MAX_DEPTH))
+            raise problem("%s %s nests deeper than %d levels" % (what, path, MAX_DEPTH))
         if isinstance(node, dict):
             for k, v in node.items():
                 if not isinstance(k, (str, int)) or isinstance(k, bool):
-                    raise DatasetError("%s %s has a key of type %s (%r); quote it to make it text"
+                    raise problem("%s %s has a key of type %s (%r); quote it to make it text"
                                        % (what, path, type(k).__name__, k))
                 if isinstance(v, (dict, list)):
                     stack.append((v, depth + 1))
@@ -95,9 +100,9 @@ def parse_json(data: bytes, path: str, what: str) -> Any:
     try:
         value = json.loads(_text(data, path, what))
     except ValueError as e:
-        raise DatasetError("%s %s is not valid JSON: %s" % (what, path, e)) from None
+        raise problem("%s %s is not valid JSON: %s" % (what, path, e)) from None
     except RecursionError:
-        raise DatasetError("%s %s nests deeper than %d levels" % (what, path, MAX_DEPTH)) from None
+        raise problem("%s %s nests deeper than %d levels" % (what, path, MAX_DEPTH)) from None
     check_tree(value, path, what)
     return value
 
@@ -118,10 +123,10 @@ def parse_yaml(data: bytes, path: str, what: str) -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = " at line %d" % (mark.line + 1) if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise DatasetError("%s %s is not valid YAML%s: %s" % (what, path, where, problem)) from None
+        reason = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise problem("%s %s is not valid YAML%s: %s" % (what, path, where, reason)) from None
     except RecursionError:
-        raise DatasetError("%s %s nests deeper than %d levels" % (what, path, MAX_DEPTH)) from None
+        raise problem("%s %s nests deeper than %d levels" % (what, path, MAX_DEPTH)) from None
     check_tree(value, path, what)
     return value
 
@@ -131,6 +136,6 @@ def read_mapping(path: str, limit: int, what: str, yaml_ok: bool = True) -> dict
     data = read_bytes(path, limit, what)
     value = parse_yaml(data, path, what) if yaml_ok and not path.endswith(".json") else parse_json(data, path, what)
     if not isinstance(value, dict):
-        raise DatasetError("%s %s must be a mapping (key: value lines), not %s"
+        raise problem("%s %s must be a mapping (key: value lines), not %s"
                            % (what, path, "empty" if value is None else type(value).__name__))
     return value

@@ -5,8 +5,7 @@ ones every document has with the same type (the rest are counted as dropped inst
 dropping whole documents); then removevl, fixlength and the cleaner, recorded as Gaia
 records them: one ``remove`` (on the raw, all-VL layout) and one ``fixlength``.
 """
-from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
@@ -17,16 +16,15 @@ from abrunnerd.trainer.frame import Frame, real_constant
 from abrunnerd.trainer.patterns import PatternError, resolve
 
 
-@dataclass
-class Merged:
+class Merged(NamedTuple):
     frame: Frame
     steps: List[Step]  # remove + fixlength (each omitted when empty)
     raw_layout: Layout  # the first layout of every history: common descriptors, all VL
     dropped: Dict[str, List[str]]  # descriptor present in only some documents -> recordings lacking it
     removed: List[str]  # removed by removevl / cleaner / the project's excludedDescriptors
-    variable_length: List[str] = field(default_factory=list)  # removevl (length differs between documents)
-    constant: List[str] = field(default_factory=list)  # cleaner (constant in every document)
-    excluded: List[str] = field(default_factory=list)  # matched by excludedDescriptors
+    variable_length: List[str]  # removevl (length differs between documents)
+    constant: List[str]  # cleaner (constant in every document)
+    excluded: List[str]  # matched by excludedDescriptors
 
 
 def common_layout(documents: Dict[str, dict], ids: Sequence[str]) -> Tuple[Dict[str, int], Dict[str, set],

@@ -1,6 +1,5 @@
 """Training options: AcousticBrainz's job options with AB's defaults, validated once."""
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from abrunnerd.trainer.errors import OptionsError
 
@@ -42,10 +41,7 @@ def _preprocessing(value: Any, known: Sequence[str] = KNOWN_PREPROCESSING) -> Tu
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class TrainOptions:
-    """The grid and dataset selection of one training run; C and gamma are log2 exponents."""
-
+class _Fields(NamedTuple):
     c_values: Tuple[int, ...] = DEFAULT_C
     gamma_values: Tuple[int, ...] = DEFAULT_GAMMA
     preprocessing_values: Tuple[str, ...] = DEFAULT_PREPROCESSING
@@ -62,7 +58,21 @@ class TrainOptions:
     excluded: Tuple[str, ...] = ()  # the project's excludedDescriptors, removed at the merge
     fail_on_unmatched: bool = False  # the project's failOnUnmatched, for ``excluded``
 
-    def __post_init__(self) -> None:
+
+class TrainOptions(_Fields):
+    """The grid and dataset selection of one training run; C and gamma are log2 exponents.
+
+    Immutable, and checked when made: a bad value raises OptionsError from the constructor.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "TrainOptions":
+        self = super().__new__(cls, *args, **kwargs)
+        self._check()
+        return self
+
+    def _check(self) -> None:
         _exponents("c_values", list(self.c_values))
         _exponents("gamma_values", list(self.gamma_values))
         sets = [name for name, _ in self.preprocessing_sets or ()]
@@ -106,7 +116,7 @@ class TrainOptions:
             kwargs["preprocessing_values"] = _preprocessing(options["preprocessing_values"], JOB_PREPROCESSING)
         kwargs["filter_type"] = options.get("filter_type")
         normalize = options.get("normalize")
-        kwargs["normalize"] = False if normalize is None else normalize  # validated in __post_init__
+        kwargs["normalize"] = False if normalize is None else normalize  # validated in _check
         return cls(seed=seed, **kwargs)
 
     def combinations(self) -> Sequence[Tuple[str, str, int, int]]:

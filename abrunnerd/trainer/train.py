@@ -5,8 +5,7 @@ then to the first in the job's grid order (see ``choose_best`` and docs/trainer.
 """
 import hashlib
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,8 +28,7 @@ TRAINER_VERSION = "1"
 ProgressFn = Optional[Callable[[Progress], None]]
 
 
-@dataclass
-class Prepared:
+class Prepared(NamedTuple):
     groundtruth: Dict[str, str]
     held_out: Dict[str, str]
     ids: List[str]
@@ -51,8 +49,7 @@ class Prepared:
                          len(self.classes), prepared_set.error)
 
 
-@dataclass
-class PreparedSet:
+class PreparedSet(NamedTuple):
     """One preprocessing set fitted on all training data (or why it could not be)."""
 
     steps: list  # merge steps + the set's steps
@@ -206,7 +203,9 @@ class _NoPool:
 def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkpoint_path: Optional[str] = None,
           progress: ProgressFn = None, should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
     """Run the whole search; see the package docstring for the contract."""
-    workers = workers or os.cpu_count() or 1
+    # Never more processes than CPUs or grid cells (--jobs 64 on 10 cells spawned 64).
+    workers = max(1, min(workers or os.cpu_count() or 1, os.cpu_count() or 1,
+                         len(opts.combinations()) * opts.nfold))
     _report(progress, "preparing", 0, 0, None, "merging and preprocessing %d recordings" % len(ds.groundtruth))
     with (WorkerPool(workers) if workers > 1 else _NoPool()) as pool:
         prepared = prepare(ds, opts)
