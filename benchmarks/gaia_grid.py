@@ -95,7 +95,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     gaia_cpu, gaia_kb = gaia["cpu_s"], gaia["peak_rss_kb"]
     print(stdout.strip().splitlines()[-1])
-    print("%d configurations x 5 folds, %d worker processes, load average before: %s"
+    print("%d configurations x 5 folds, %d worker processes, load average at the end: %s"
           % (n_configs, args.jobs, open("/proc/loadavg").read().split()[:3]))
     print("| | Gaia 2.4.6 (timing.json) | abrunnerctl train | ratio |")
     print("|---|---|---|---|")
