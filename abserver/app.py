@@ -42,6 +42,9 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
     from .api import blueprint
 
     app.register_blueprint(blueprint, url_prefix="/api/v1")
+    from .web import init_app as init_web_pages
+
+    init_web_pages(app)  # the owner's web pages (docs/web.md)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
