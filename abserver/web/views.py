@@ -19,7 +19,7 @@ from . import analysis, auth, queries, renders
 
 log = logging.getLogger("abserver.web")
 blueprint = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-                      static_url_path="/static")
+                      static_url_path="/assets")
 PUBLIC = {"web.login", "web.static"}
 LIVE_SECONDS = 3  # how often the job page's script refreshes a running job's progress
 FILES = {"model.history": "application/octet-stream", "result.json": "application/json",
