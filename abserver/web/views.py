@@ -42,7 +42,7 @@ def _guard():
             raise CSRFError(str(exc))
     g.web_user = auth.current_user()
     if g.web_user is None and request.endpoint not in PUBLIC:
-        if request.method == "GET" and request.endpoint not in ("web.live", "web.download", "web.plot"):
+        if request.method == "GET" and request.endpoint not in ("web.live", "web.jobs_live", "web.download", "web.plot"):
             return redirect(url_for("web.login", next=request.full_path if request.query_string else request.path))
         abort(401)
     return None
@@ -275,14 +275,26 @@ def _parse_submit(form: Dict[str, Any]) -> Tuple[Dict[str, Any], int, str]:
 
 
 # -- jobs ------------------------------------------------------------------------------------------
-@blueprint.route("/jobs", methods=["GET"])
-def jobs():
+def _jobs_context() -> Dict[str, Any]:
     with _engine().connect() as conn:
         rows = queries.owner_jobs(conn, _user_id())
     ts = now()
     live = [(j, queries.live_state(j, ts)) for j in rows]
-    return _page("jobs.html", jobs=live, running=any(not s["finished"] for _, s in live),
-                 live_seconds=LIVE_SECONDS)
+    return {"jobs": live, "running": any(not s["finished"] for _, s in live), "live_seconds": LIVE_SECONDS}
+
+
+@blueprint.route("/jobs", methods=["GET"])
+def jobs():
+    return _page("jobs.html", **_jobs_context())
+
+
+@blueprint.route("/jobs/live", methods=["GET"])
+def jobs_live():
+    """The jobs table alone, fetched by static/live.js while any job runs."""
+    context = _jobs_context()
+    response = Response(render_template("_jobs_table.html", **context), content_type="text/html; charset=utf-8")
+    response.headers["X-Job-Status"] = "running" if context["running"] else "done"
+    return response
 
 
 def _job_context(job_id: str) -> Dict[str, Any]:

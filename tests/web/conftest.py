@@ -9,6 +9,7 @@ Screenshots of every page go to ``build/web-screenshots/`` (not committed).
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Dict, NamedTuple
 
@@ -21,6 +22,7 @@ from helpers.server import EXAMPLE_DATASET, REPO, ServerProcess
 SCREENSHOTS = REPO / "build" / "web-screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+STALL_SECONDS = 1
 GRID = {"c_values": [-1, 1, 3], "gamma_values": [-5, -3, -1], "preprocessing_values": ["basic", "lowlevel"]}
 
 
@@ -51,7 +53,8 @@ def _train(options: Dict[str, Any]):
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Site:
     tmp = tmp_path_factory.mktemp("web")
-    srv = ServerProcess(tmp, args=("--ping-interval", "1", "--lease-seconds", "600")).start()
+    srv = ServerProcess(tmp, args=("--ping-interval", "1", "--lease-seconds", "600",
+                                   "--stall-seconds", str(STALL_SECONDS))).start()
     try:
         alice, bob = srv.add_user("alice"), srv.add_user("bob")
         dataset, bob_dataset = srv.import_dataset(owner="alice"), srv.import_dataset(owner="bob")
@@ -62,6 +65,12 @@ def site(tmp_path_factory) -> Site:
         assert up.status_code == 201, up.text
         running_job = jobflow.new_job(srv, alice, dataset)
         lease = jobflow.claim(srv, alice, running_job, name="web-test-runner").json()["lease_id"]
+        stalled_job = jobflow.new_job(srv, alice, dataset)
+        stalled_lease = jobflow.claim(srv, alice, stalled_job, name="stuck-runner").json()["lease_id"]
+        for _ in range(2):  # cells frozen longer than --stall-seconds: flagged stalled
+            assert jobflow.ping(srv, alice, stalled_job, stalled_lease, cells_done=1).status_code == 200
+            time.sleep(STALL_SECONDS + 0.2)
+        assert jobflow.ping(srv, alice, stalled_job, stalled_lease, cells_done=1).json()["stalled"]
         root = srv.base_url[:-len("/api/v1")]
         yield Site(srv, root, alice, bob, dataset, bob_dataset, done_job, model, result, running_job, lease)
     finally:

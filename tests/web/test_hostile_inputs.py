@@ -73,7 +73,7 @@ def test_submit_form_takes_anything_without_error(app_env, c, gamma, pre, seed, 
 
 
 @SETTINGS
-@given(token=HOSTILE, nxt=HOSTILE)
+@given(token=st.one_of(HOSTILE, st.text("0123456789abcdef<>&\"'", min_size=12, max_size=80)), nxt=HOSTILE)
 def test_sign_in_takes_any_token_and_next(app_env, token, nxt):
     client, engine, dataset, _ = app_env
     anon = client.application.test_client()
@@ -84,7 +84,8 @@ def test_sign_in_takes_any_token_and_next(app_env, token, nxt):
     r = anon.post("/login", data={"token": token, "csrf_token": csrf, "next": nxt})
     _is_page(r)
     assert r.status_code == 401
-    assert token.strip() == "" or token not in r.get_data(as_text=True) or token in page
+    if len(token.strip()) >= 12:  # shorter strings occur in any page by chance
+        assert token not in r.get_data(as_text=True), "the refused token is not echoed"
 
 
 @settings(SETTINGS, max_examples=50)

@@ -38,6 +38,7 @@ def test_sign_in_lists_and_dataset_page(browser, site):
     assert len(rows) >= 2
     assert any("done" in r.text and "result" in r.text for r in rows)
     assert any("running" in r.text and "web-test-runner" in r.text for r in rows)
+    assert any("pending stalled" in r.text for r in rows), "the stalled flag shows"
     screenshot(browser, "02-jobs")
     browser.find_element(By.LINK_TEXT, "Datasets").click()
     link = browser.find_element(By.CSS_SELECTOR, "table.list tbody a")
@@ -74,6 +75,12 @@ def test_running_job_progress_advances_as_the_runner_pings(browser, site):
     assert "claimed by web-test-runner" in history and "ping training, 8/10 cells" in history
     assert "ETA" in text(browser)
     screenshot(browser, "05-job-running")
+    browser.get(site.root + "/jobs")  # the list refreshes in place too
+    browser.execute_script("window.__stillSamePage = true")
+    assert jobflow.ping(site.srv, site.alice, site.running_job, site.lease, cells_done=9, cells_total=10,
+                        eta_seconds=30).status_code == 200
+    WebDriverWait(browser, 20).until(lambda d: "9/10 cells" in d.find_element(By.CSS_SELECTOR, "table.jobs").text)
+    assert browser.execute_script("return window.__stillSamePage === true")
 
 
 def _svg(session, url):

@@ -7,13 +7,17 @@
   var url = section.getAttribute("data-live-url");
   var seconds = Math.max(1, parseInt(section.getAttribute("data-live-seconds"), 10) || 5);
   var finished = ["done", "failed", "canceled"];
+  var shown = null;  // replace only when something changed, so screen readers announce news only
   function tick() {
     fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html"}}).then(function (response) {
       if (!response.ok) { throw new Error("HTTP " + response.status); }
       var status = response.headers.get("X-Job-Status");
       return response.text().then(function (html) {
         if (finished.indexOf(status) >= 0) { window.location.reload(); return; }
-        section.innerHTML = html;
+        if (html !== shown) {
+          if (shown !== null) { section.innerHTML = html; }
+          shown = html;
+        }
         window.setTimeout(tick, seconds * 1000);
       });
     }).catch(function () {
