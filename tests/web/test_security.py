@@ -1,11 +1,8 @@
 """Sign-in and form security of the owner pages, over HTTP against the real server (no browser needed)."""
 import re
 
-import pytest
-import requests
-from conftest import WebSession
-
 from helpers.server import ServerProcess
+from helpers.web import WebSession
 
 
 def _owner_urls(site):

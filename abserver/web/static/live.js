@@ -14,8 +14,8 @@
       var status = response.headers.get("X-Job-Status");
       return response.text().then(function (html) {
         if (finished.indexOf(status) >= 0) { window.location.reload(); return; }
-        if (html !== shown) {
-          if (shown !== null) { section.innerHTML = html; }
+        if (html !== shown) {  // the first answer always lands: a ping may have come since the page loaded
+          section.innerHTML = html;
           shown = html;
         }
         window.setTimeout(tick, seconds * 1000);
