@@ -15,6 +15,7 @@ from .db import DEFAULT_URL, make_engine
 from .errors import ApiError
 from .migrations import MigrationError, current_version, latest_version, upgrade
 from .options import OptionsError
+from .text import canonical_uuid, sanitize
 from .timefmt import http_date
 from .users import UserError, add_user, user_id_by_name
 
@@ -51,12 +52,23 @@ def cmd_import_dataset(args) -> int:
     engine = _engine(args)
     with engine.connect() as conn:
         owner_id = user_id_by_name(conn, args.owner)
-    dataset_id, stored, missing = import_dataset_dir(engine, args.dir, owner_id)
-    print(dataset_id)
-    print("imported %d low-level documents%s" % (
-        stored, "; %d recordings have none (e.g. %s), evaluation will refuse them" % (len(missing), missing[0])
-        if missing else ""), file=sys.stderr)
+    report = import_dataset_dir(engine, args.dir, owner_id, quota_bytes=args.quota_bytes)
+    print(report.dataset_id)
+    for mbid, action in sorted(report.actions.items()):
+        if action != "stored" or args.verbose:
+            print("  %s  %s" % (mbid, IMPORT_ACTIONS[action]), file=sys.stderr)
+    missing = report.count("missing")
+    print("imported %d low-level documents of %s (%d new, %d replaced %s's previous ones, %d unchanged)%s" % (
+        report.count("stored", "replaced", "unchanged"), args.owner, report.count("stored"),
+        report.count("replaced"), args.owner, report.count("unchanged"),
+        "; %d recordings have no document, evaluation will refuse them until %s uploads them"
+        % (missing, args.owner) if missing else ""), file=sys.stderr)
     return 0
+
+
+IMPORT_ACTIONS = {"stored": "stored", "replaced": "replaced the owner's previous document",
+                  "unchanged": "unchanged (the owner's stored document is the same)",
+                  "missing": "no document in lowlevel/: not imported"}
 
 
 def cmd_submit(args) -> int:
@@ -77,12 +89,14 @@ def cmd_submit(args) -> int:
     if args.normalize:
         options["normalize"] = True
     engine = _engine(args)
-    with engine.begin() as conn:
-        row = conn.execute(sa.select(datasets.c.owner_id).where(datasets.c.id == args.dataset_id)).first()
-        if row is None:
-            raise DatasetError("no dataset %s (see the id printed by import-dataset)" % args.dataset_id)
-        job_id = job_store.submit(conn, args.dataset_id, row.owner_id, "local" if args.local else "remote",
-                                  options, args.seed)
+    dataset_id = canonical_uuid(args.dataset_id)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(datasets.c.owner_id).where(datasets.c.id == dataset_id)).first() \
+            if dataset_id else None
+    if row is None:
+        raise DatasetError("no dataset %s (see the id printed by import-dataset)" % sanitize(args.dataset_id))
+    job_id = job_store.submit(engine, dataset_id, row.owner_id, "local" if args.local else "remote",
+                              options, args.seed)
     print(job_id)
     return 0
 
@@ -100,8 +114,9 @@ def cmd_jobs(args) -> int:
         progress = json.loads(row.progress) if row.progress else {}
         print("%s  %-8s %-6s %s  %s%s" % (
             row.id, effective_status(row, ts), row.eval_location, http_date(row.created),
-            row.runner_name or "-", "  %s %s/%s" % (progress.get("stage"), progress.get("cells_done"),
-                                                    progress.get("cells_total")) if progress else ""))
+            sanitize(row.runner_name or "-", 64), "  %s %s/%s" % (
+                sanitize(progress.get("stage"), 16), progress.get("cells_done"), progress.get("cells_total"))
+            if progress else ""))
     return 0
 
 
@@ -166,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-dataset", parents=[common], help="import an AB-form dataset directory")
     p.add_argument("dir")
     p.add_argument("--owner", required=True)
+    p.add_argument("--quota-bytes", type=int, default=ServerConfig().quota_bytes,
+                   help="the owner's storage quota for documents (default %(default)s; 0: none)")
+    p.add_argument("--verbose", action="store_true", help="list every recording, also the newly stored ones")
     p.set_defaults(func=cmd_import_dataset)
     p = sub.add_parser("submit", parents=[common], help="queue an evaluation job; prints its id")
     p.add_argument("dataset_id")

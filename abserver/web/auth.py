@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from ..tables import web_login_failures, web_secret, web_sessions
+from ..tables import users, web_login_failures, web_secret, web_sessions
 from ..timefmt import now
 from ..users import user_by_token
 
@@ -62,8 +62,10 @@ def current_user() -> Optional[Tuple[int, str]]:
     sid = session.get("sid")
     if not isinstance(sid, str) or len(sid) != 64:
         return None
+    # A disabled user, or a token rotated or revoked after the sign-in, ends the session too.
     query = sa.text("SELECT u.id, u.name FROM web_sessions s JOIN users u ON u.id = s.user_id "
-                    "WHERE s.id_sha256 = :h AND s.expires > :now")
+                    "WHERE s.id_sha256 = :h AND s.expires > :now AND u.disabled_at IS NULL "
+                    "AND (u.token_changed IS NULL OR u.token_changed < s.created)")
     with _engine().connect() as conn:
         row = conn.execute(query, {"h": _sid_hash(sid), "now": now()}).first()
     return (row.id, row.name) if row is not None else None
@@ -88,6 +90,8 @@ def sign_in(token: str) -> Optional[str]:
     if token and len(token) <= MAX_TOKEN_CHARS:
         with _engine().connect() as conn:
             user = user_by_token(conn, token)
+            if user is not None and conn.execute(sa.select(users.c.disabled_at).where(users.c.id == user.id)).scalar():
+                user = None  # a disabled user signs in as little as their runner can
     ts = now()
     if user is None:
         with _engine().begin() as conn:

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 
 import sqlalchemy as sa
 
-from .. import leases
+from .. import jobs as job_store, leases
 from ..errors import ApiError
 from ..tables import datasets, jobs, lowlevel, snapshots
 
@@ -46,12 +46,13 @@ def dataset(conn, dataset_id: str, owner_id: int):
     return row
 
 
-def artists(conn, mbids: List[str]) -> Dict[str, Optional[str]]:
-    """Recording → artist (None when its document names none), for stored documents."""
+def artists(conn, mbids: List[str], owner_id: int) -> Dict[str, Optional[str]]:
+    """Recording → artist (None when its document names none), for the owner's stored documents
+    (a dataset trains on its owner's documents)."""
     out: Dict[str, Optional[str]] = {}
     for start in range(0, len(mbids), 500):
         rows = conn.execute(sa.select(lowlevel.c.mbid, lowlevel.c.artist)
-                            .where(lowlevel.c.mbid.in_(mbids[start:start + 500])))
+                            .where(lowlevel.c.owner_id == owner_id, lowlevel.c.mbid.in_(mbids[start:start + 500])))
         out.update({r.mbid: r.artist for r in rows})
     return out
 
@@ -85,8 +86,7 @@ def model_bytes(conn, job_row) -> Optional[bytes]:
 
 
 def bundle_bytes(conn, job_row) -> bytes:
-    return bytes(conn.execute(sa.select(snapshots.c.bundle).where(snapshots.c.id == job_row.snapshot_id))
-                 .scalar_one())
+    return bytes(job_store.bundle_of(conn, job_row).bundle)
 
 
 def live_state(job_row, ts: float) -> Dict[str, Any]:

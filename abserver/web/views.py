@@ -175,7 +175,7 @@ def dataset(dataset_id):
         row = queries.dataset(conn, dataset_id, _user_id())
         classes = json.loads(row.classes)
         mbids = sorted({m for c in classes for m in c["recordings"]})
-        artist_of = queries.artists(conn, mbids)
+        artist_of = queries.artists(conn, mbids, row.owner_id)
         job_rows = queries.owner_jobs(conn, _user_id(), row.id, limit=50)
     class_rows, per_artist = _class_table(classes, artist_of)
     ts = now()
@@ -210,8 +210,7 @@ def submit(dataset_id):
     if request.method == "POST":
         try:
             options, seed, location = _parse_submit(form)
-            with _engine().begin() as conn:
-                job_id = job_store.submit(conn, row.id, _user_id(), location, options, seed)
+            job_id = job_store.submit(_engine(), row.id, _user_id(), location, options, seed)
             flash("Job submitted: %d configurations queued." % (
                 len(options["c_values"]) * len(options["gamma_values"]) * len(options["preprocessing_values"])
                 * len(KERNELS)))

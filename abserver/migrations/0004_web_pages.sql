@@ -1,4 +1,4 @@
--- Version 3: what the owner's web pages (abserver/web) need.
+-- Version 4: what the owner's web pages (abserver/web) need.
 -- job_events: each job's status history (submitted, claimed, pings, resumed, stalled,
 -- done/failed/canceled), appended by abserver/jobs.py in the transaction that changes the job.
 CREATE TABLE job_events (
