@@ -33,7 +33,7 @@ def app_env(tmp_path_factory):
     token = add_user(engine, "eve")
     with engine.connect() as conn:
         uid = user_id_by_name(conn, "eve")
-    dataset, _, _ = import_dataset_dir(engine, str(EXAMPLE_DATASET), uid)
+    dataset = import_dataset_dir(engine, str(EXAMPLE_DATASET), uid).dataset_id
     app = create_app(url)
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
