@@ -12,6 +12,11 @@ browser, it fetches every page ``--requests`` times one after the other and prin
 page: HTML bytes, bytes transferred including the page's CSS, script, icon and plots
 (gzip where the server offers it), the first (cold) time and p50/p95 of the warm ones.
 Targets (issue 10): every page < 300 kB, p95 < 200 ms. Exit status 1 if one is missed.
+
+Then it prices the status history the job page shows (one ``job_events`` row per ping,
+written in the ping's transaction): in-process, on a SQLite file, batches of pings with
+the history written and with ``events.record`` switched off alternate, and the median
+time per ping of each is printed side by side.
 """
 import argparse
 import math
@@ -155,5 +160,51 @@ def run(srv: ServerProcess, args) -> int:
     return 1 if failures else 0
 
 
+def ping_history_cost(pings: int = 300, rounds: int = 5) -> None:
+    """Median ms per ping with and without the job_events row (alternating batches, one process)."""
+    import uuid
+
+    from abserver import events, migrations
+    from abserver.app import create_app
+    from abserver.datasets import import_dataset_dir
+    from abserver.db import make_engine
+    from abserver.users import add_user, user_id_by_name
+    from helpers.server import EXAMPLE_DATASET
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = "sqlite:///%s/p.db" % tmp
+        engine = make_engine(url)
+        migrations.upgrade(engine)
+        token = add_user(engine, "p")
+        with engine.connect() as conn:
+            uid = user_id_by_name(conn, "p")
+        dataset = import_dataset_dir(engine, str(EXAMPLE_DATASET), uid).dataset_id
+        client = create_app(url).test_client()
+        auth = {"Authorization": "Token " + token}
+        job = client.post("/api/v1/datasets/%s/evaluate" % dataset, json={}, headers=auth).get_json()["job_id"]
+        lease = client.post("/api/v1/datasets/evaluation/jobs/%s/claim" % job, headers=auth, json={
+            "runner_id": str(uuid.uuid4()), "runner_name": "b", "runner_version": "0"}).get_json()["lease_id"]
+        record = events.record
+        per_ping = {"with history": [], "without": []}
+        cells = 0
+        for r in range(rounds * 2):
+            label = "with history" if r % 2 == 0 else "without"
+            events.record = record if label == "with history" else (lambda *a, **k: None)
+            t0 = time.perf_counter()
+            for _ in range(pings):
+                cells += 1
+                answer = client.post("/api/v1/datasets/evaluation/jobs/%s/ping" % job, headers=auth, json={
+                    "lease_id": lease, "runner_name": "b", "runner_version": "0", "stage": "training",
+                    "cells_done": cells, "cells_total": 10 ** 9})
+                assert answer.status_code == 200, answer.get_data(as_text=True)
+            per_ping[label].append((time.perf_counter() - t0) / pings)
+        events.record = record
+    with_h, without = statistics.median(per_ping["with history"]), statistics.median(per_ping["without"])
+    print("\nstatus history cost (in-process, SQLite, %d × %d pings each): %.2f ms/ping with the job_events row, "
+          "%.2f ms without: ratio %.2f" % (rounds, pings, with_h * 1000, without * 1000, with_h / without))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    ping_history_cost()
+    sys.exit(status)
