@@ -20,7 +20,8 @@ setup(
     license="GPL-3+",
     python_requires=">=3.6",  # abrunnerd/; abserver/ needs 3.11 (its extra's Flask/SQLAlchemy do too)
     packages=find_packages(include=["abrunnerd", "abrunnerd.*", "abserver", "abserver.*"]),
-    package_data={"abserver": ["openapi.json", "migrations/*.sql"]},
+    package_data={"abserver": ["openapi.json", "migrations/*.sql"],
+                  "abserver.web": ["templates/*.html", "static/*"]},
     install_requires=[
         # The oldest versions tested (tools/compat-venv bionic: Ubuntu 18.04's).
         "numpy>=1.13.3",
@@ -31,7 +32,8 @@ setup(
     ],
     extras_require={
         "daemon": ["python-daemon>=2.1.2", "systemd-python>=234", "dbus-python>=1.2"],
-        "server": ["Flask>=2.2", "SQLAlchemy>=1.4", "psycopg2>=2.8", "gunicorn>=20"],
+        "server": ["Flask>=2.2", "SQLAlchemy>=1.4", "psycopg2>=2.8", "gunicorn>=20", "Flask-WTF>=1.0",
+                   "matplotlib>=3.5"],
     },
     entry_points={
         "console_scripts": [
