@@ -46,6 +46,6 @@ def test_readme_train_example_works_after_the_demo_setup(tmp_path):
                               universal_newlines=True, timeout=900,
                               env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
         assert done.returncode == 0, "%s:\n%s" % (command, done.stdout[-2000:])
-    assert sorted(p.name for p in (out / "out").iterdir() if not p.name.startswith("checkpoint")) == [
-        "ab-real-small.history", "predictions.json", "result.json"]
+    written = {p.name for p in (out / "out").iterdir()}
+    assert {"ab-real-small.history", "predictions.json", "result.json"} <= written, written  # as the README says
     assert "Gaia history: 11 transformations" in done.stdout
