@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AB_REFERENCE, ESSENTIA_REFERENCE, need
+from predict_paths import AB_REFERENCE, ESSENTIA_REFERENCE, need
 from gaia_oracle import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ import pytest
 from abrunnerd.documents import Source, load_source
 from abrunnerd.gaia.apply import DocumentError, load_model
 from abrunnerd.gaia.history import write_history
-from conftest import AB_REFERENCE, ESSENTIA_REFERENCE, need
+from predict_paths import AB_REFERENCE, ESSENTIA_REFERENCE, need
 from gaia_oracle import AB_REAL_SMALL, SHARED_DATA
 
 pytestmark = pytest.mark.oracle
