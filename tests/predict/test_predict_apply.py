@@ -180,3 +180,23 @@ def test_distribute_block_equals_column_by_column():
     whole = distribute_block(block, dists)
     for j, dist in enumerate(dists):
         np.testing.assert_array_equal(whole[:, j], distribute(block[:, j], dist))  # NaN == NaN here
+
+
+def test_renameapplier_moves_a_feature_under_its_new_name():
+    steps = toy_steps()
+
+    def renamed(layout):
+        return Layout([d._replace(name=".lowlevel.y") if d.name == ".lowlevel.x" else d for d in layout.descriptors],
+                      layout.enum_maps)
+
+    rename = Step("rename", "renameapplier", {}, {"fullName": ".lowlevel.x", "newName": ".lowlevel.y"}, {},
+                  steps[6].input_layout)
+    tail = [s._replace(input_layout=renamed(s.input_layout)) for s in steps[6:]]
+    svm = tail[1]
+    names = [".lowlevel.y" if n == ".lowlevel.x" else n for n in svm.params["descriptorNames"]]
+    tail[1] = svm._replace(params=dict(svm.params, descriptorNames=StringList(names)))
+    model = compile_steps(steps[:6] + [rename] + tail, "renamed")
+    docs = [toy_doc(lowlevel__x=[v, 1.0, -v]) for v in (-2.0, 0.0, 0.5, 3.0)]
+    assert model.predict(docs) == compile_steps(steps).predict(docs)
+    with pytest.raises(ModelError, match="renaming the Enum descriptor tonal.key is not supported"):
+        compile_steps(steps[:6] + [rename._replace(params={"fullName": ".tonal.key", "newName": ".k"})] + steps[6:])
