@@ -239,10 +239,10 @@ class _Compiler(object):
             except (TypeError, ValueError):
                 raise self.fail(k, "coefficients of %s are not numbers" % name[1:]) from None
             size = desc.size if desc.fixed else self.lengths.get(desc.origin or "")
-            if size is not None and (a.size < size or b.size < size or (not desc.fixed and a.size != b.size)):
-                raise self.fail(k, "%s has %d values but %d/%d coefficients" % (name[1:], size, a.size, b.size))
-            if desc.origin is not None and size is not None:
-                self.ops.append(("dot", desc.origin, a[:size], b[:size], clipping, k))
+            if size is not None and (a.size < size or b.size < size) or (not desc.fixed and a.size != b.size):
+                raise self.fail(k, "%s has %s values but %d/%d coefficients" % (name[1:], size, a.size, b.size))
+            if desc.origin is not None:  # sliced to the fixed length once the whole chain is known
+                self.ops.append(("dot", desc.origin, a, b, clipping, k))
 
     def do_distribute(self, k: int, step: Step, params: dict) -> None:
         dists = params.get("distribution")
@@ -401,9 +401,13 @@ class Model(object):
             if op[0] == "maps":
                 fused.append(("maps", {o: m for o, m in op[1].items() if o in live}))
                 continue
-            start = self.offsets[op[1]][0]
+            start, length = self.offsets[op[1]]
             if op[0] == "dot":
-                cols = np.arange(start, start + op[2].size)
+                if op[2].size < length or op[3].size < length:
+                    raise ModelError("%s: transformation %d (dotproduct): %s has %d values but %d/%d coefficients"
+                                     % (self.source, op[5], op[1][1:], length, op[2].size, op[3].size))
+                op = op[:2] + (op[2][:length], op[3][:length]) + op[4:]
+                cols = np.arange(start, start + length)
                 if fused and fused[-1][0] == "dot" and fused[-1][5] == op[5]:
                     last = fused.pop()
                     op = ("dot", np.concatenate([last[1], cols]), np.concatenate([last[2], op[2]]),

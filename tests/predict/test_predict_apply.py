@@ -6,7 +6,7 @@ import pytest
 from scipy.special import erfinv
 
 from abrunnerd.gaia.apply import DocumentError, ModelError, Prediction, compile_steps, load_model
-from abrunnerd.gaia.chain import REAL, VARIABLE, Descriptor, Layout, Step, StringList
+from abrunnerd.gaia.chain import REAL, VARIABLE, Descriptor, Layout, RealList, Step, StringList
 from abrunnerd.gaia.history import write_history
 from predict_vectors import CLASS, DOC, toy_doc, toy_steps
 
@@ -200,3 +200,17 @@ def test_renameapplier_moves_a_feature_under_its_new_name():
     assert model.predict(docs) == compile_steps(steps).predict(docs)
     with pytest.raises(ModelError, match="renaming the Enum descriptor tonal.key is not supported"):
         compile_steps(steps[:6] + [rename._replace(params={"fullName": ".tonal.key", "newName": ".k"})] + steps[6:])
+
+
+def test_dotproduct_before_fixlength_uses_the_length_fixed_later():
+    steps = toy_steps()
+    early = steps[4]._replace(input_layout=steps[0].input_layout)  # normalize on the raw, variable-length layout
+    dropped = dict(early.params["coeffs"])
+    model = compile_steps([early] + steps[:4] + steps[5:], "early")
+    reference = compile_steps(steps, "late")
+    docs = [toy_doc(lowlevel__x=[v, 1.0, -v]) for v in (-2.0, 0.0, 3.0)]
+    assert model.predict(docs) == reference.predict(docs)
+    short = early._replace(params=dict(early.params, coeffs=dict(dropped, **{
+        ".lowlevel.x": {"a": RealList([1.0, 2.0]), "b": RealList([0.0, 0.0])}})))
+    with pytest.raises(ModelError, match="transformation 0 \\(dotproduct\\): lowlevel.x has 3 values but 2/2"):
+        compile_steps([short] + steps[:4] + steps[5:], "short")
