@@ -149,7 +149,7 @@ class Output(object):
         if self.out_dir is None:
             line = {"input": source.name}
             line.update(result if isinstance(result, dict) else {"error": result})
-            sys.stdout.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(line, sort_keys=True) + "\n")  # ASCII: safe in any locale (3.6 + LANG=C)
             return None if isinstance(result, dict) else result
         if not isinstance(result, dict):
             return result
