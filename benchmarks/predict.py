@@ -26,7 +26,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List
 
@@ -144,8 +143,8 @@ def main() -> int:
         for side, r in row.items():
             print("%-10s %-12s %14.0f %14.0f" % (label, side, r["end_to_end"], r["apply_only"]))
         if python:
-            print("%-10s %-12s %13.1fx %13.1fx" % (label, "ratio", row["ours"]["end_to_end"] / row["essentia"]["end_to_end"],
-                                                  row["ours"]["apply_only"] / row["essentia"]["apply_only"]))
+            ratio = [row["ours"][k] / row["essentia"][k] for k in ("end_to_end", "apply_only")]
+            print("%-10s %-12s %13.1fx %13.1fx" % (label, "ratio", ratio[0], ratio[1]))
         figures[label] = row
     if not python:
         print("Essentia side skipped: %s" % (oracle.stderr.strip().splitlines() or ["oracle venv unavailable"])[-1])

@@ -18,7 +18,7 @@ Semantics follow one fresh ``GaiaTransform`` per document (gaia-transform-output
 fixed lengths come from training, strings never seen in training get the next free enum
 code in order of appearance within the document.  Appliers: see :data:`SUPPORTED`.
 """
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 

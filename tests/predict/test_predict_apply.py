@@ -135,7 +135,8 @@ def _variant(steps, index, **changes):
                                  b"label 0 1\nnr_sv 1 0\nSV\n1 1:0\n"}},
      "probability is requested but the model has no probA/probB"),
     (5, {"params": {"distribution": {".lowlevel.x[7]": b"\0\0\0\0"}}}, "with a dimension 7"),
-    (8, {"params": {"descriptorNames": StringList([".lowlevel.x"])}}, "the chain removes highlevel.toy after svmpredict"),
+    (8, {"params": {"descriptorNames": StringList([".lowlevel.x"])}},
+     "the chain removes highlevel.toy after svmpredict"),
 ])
 def test_models_essentia_cannot_apply_are_refused_naming_step_and_applier(index, changes, message):
     with pytest.raises(ModelError) as e:
