@@ -134,7 +134,9 @@ class Output(object):
 
     def __init__(self, out_dir: Optional[str]) -> None:
         self.out_dir = out_dir
-        self.used = set()  # type: set
+        # A file this run wrote has an mtime from this run: two inputs with the same output name
+        # are found without remembering every name (memory stays constant on any number of files).
+        self.started = time.time() - 1.0
 
     def target(self, source: Any) -> str:
         if source.path is None:
@@ -156,9 +158,11 @@ class Output(object):
         from abrunnerd.atomic import write_bytes
 
         path = self.target(source)
-        if path in self.used:
-            return "another input already wrote %s; give the inputs in separate directories" % path
-        self.used.add(path)
+        try:
+            if os.stat(path).st_mtime >= self.started:
+                return "another input of this run already wrote %s; give such inputs in separate runs" % path
+        except FileNotFoundError:
+            pass
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_bytes(path, (json.dumps(result, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
                     mode=0o644)
