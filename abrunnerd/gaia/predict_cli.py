@@ -136,7 +136,7 @@ class Output(object):
         self.out_dir = out_dir
         # A file this run wrote has an mtime from this run: two inputs with the same output name
         # are found without remembering every name (memory stays constant on any number of files).
-        self.started = time.time() - 1.0
+        self.started = time.time() - 0.05  # file times come from a coarser kernel clock
 
     def target(self, source: Any) -> str:
         if source.path is None:
