@@ -9,7 +9,8 @@ constant on any number of them; ``--jobs N`` spreads batches over N processes.
 Exit status: 0 every document predicted; 3 some documents could not be predicted (each
 reported on stderr and, on stdout, as ``{"input", "error"}``; the others are written);
 64 usage; 65 a model is not a valid Gaia history or cannot be applied; 66 a model file
-cannot be read; 73 an output cannot be written; 130/143 interrupted (SIGINT/SIGTERM).
+cannot be read; 70 out of memory; 73 an output cannot be written; 130/143 interrupted
+(SIGINT/SIGTERM).
 """
 import argparse
 import collections
@@ -20,7 +21,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-EX_OK, EX_DOCUMENTS, EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_CANTCREAT = 0, 3, 64, 65, 66, 73
+EX_OK, EX_DOCUMENTS, EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_CANTCREAT = 0, 3, 64, 65, 66, 70, 73
 BATCH = 256
 MAX_JOBS = 64
 PROG = "abrunnerctl predict"
@@ -42,6 +43,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                "  64  usage error\n"
                "  65  a model is invalid or cannot be applied (named with transformation and applier)\n"
                "  66  a model file cannot be read\n"
+               "  70  out of memory (try a smaller --batch)\n"
                "  73  an output cannot be written\n"
                "  130, 143  interrupted by SIGINT, SIGTERM\n\n"
                "See docs/predict.md and abrunnerctl(1).")
@@ -272,6 +274,9 @@ def handler(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _err("interrupted; the documents listed so far are written")
         return 143 if _TERMINATED else 130
+    except MemoryError:
+        _err("out of memory; try a smaller --batch")
+        return EX_SOFTWARE
     except BrokenPipeError:  # the reader of stdout went away (e.g. | head): stop quietly
         try:
             sys.stdout = open(os.devnull, "w")
