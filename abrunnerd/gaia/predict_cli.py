@@ -268,6 +268,9 @@ def handler(args: argparse.Namespace) -> int:
             progress.update(len(batch_result), failed)
             sys.stdout.flush()
         progress.update(0, 0, final=True)
+        if progress.done == 0:
+            _err("no documents found in %s (directories are searched for *.json, *.yaml, *.yml)"
+                 % ", ".join(args.inputs))
     except DocumentError as exc:
         _err(str(exc))
         return EX_USAGE

@@ -164,3 +164,9 @@ def test_two_inputs_with_one_output_name_do_not_overwrite_each_other(models, tmp
     os.utime(str(out / "same.json"), (1, 1))  # from an earlier run: a new run overwrites it
     rc, _, err = run(models[0], tmp_path / "y" / "same.json", "--out", out)
     assert rc == 0 and (out / "same.json").read_text() != first
+
+
+def test_an_input_without_documents_is_said(models, tmp_path):
+    (tmp_path / "empty").mkdir()
+    rc, out, err = run(models[0], tmp_path / "empty")
+    assert rc == 0 and out == "" and "no documents found in %s" % (tmp_path / "empty") in err
