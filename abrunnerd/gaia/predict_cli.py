@@ -105,6 +105,7 @@ def predict_batch(models: Sequence[Any], sources: Sequence[Any]) -> List[Tuple[A
     """[(source, {"highlevel": ...} or error message)] for one batch; never raises for a document."""
     from abrunnerd.documents import DocumentError, load_source
     from abrunnerd.gaia.apply import DocumentError as MapError
+    from abrunnerd.gaia.apply import predict_many
 
     docs, out = [], []  # type: List[Any], List[Any]
     for source in sources:
@@ -114,10 +115,11 @@ def predict_batch(models: Sequence[Any], sources: Sequence[Any]) -> List[Tuple[A
         except DocumentError as exc:
             docs.append(None)
             out.append([source, str(exc)])
-    for model in models:
-        index = [i for i, (_, r) in enumerate(out) if isinstance(r, dict)]
-        results = model.predict([docs[i] for i in index])
+    index = [i for i, (_, r) in enumerate(out) if isinstance(r, dict)]
+    for model, results in zip(models, predict_many(models, [docs[i] for i in index])):
         for i, result in zip(index, results):
+            if not isinstance(out[i][1], dict):
+                continue  # an earlier model already failed on this document
             if isinstance(result, MapError):
                 out[i][1] = "model %s: %s" % (model.name, result)
                 continue

@@ -215,3 +215,19 @@ def test_dotproduct_before_fixlength_uses_the_length_fixed_later():
         ".lowlevel.x": {"a": RealList([1.0, 2.0]), "b": RealList([0.0, 0.0])}})))
     with pytest.raises(ModelError, match="transformation 0 \\(dotproduct\\): lowlevel.x has 3 values but 2/2"):
         compile_steps([short] + steps[:4] + steps[5:], "short")
+
+
+def test_models_sharing_a_first_layout_read_each_document_once_and_predict_alike():
+    from abrunnerd.gaia.apply import predict_many
+
+    a, b = compile_steps(toy_steps(), "a"), compile_steps(toy_steps(enum_maps=False), "b")
+    assert a.input_signature() == b.input_signature()
+    docs = [DOC, toy_doc(tonal__chords=["Y", "X"]), toy_doc(lowlevel__x=None), [1]]
+    together = predict_many([a, b], docs)
+
+    def plain(results):
+        return [str(r) if isinstance(r, DocumentError) else r for r in results]
+
+    assert [plain(r) for r in together] == [plain(a.predict(docs)), plain(b.predict(docs))]
+    assert together[0][1] != together[1][1]  # without maps the unseen chords code differently
+    assert isinstance(together[0][2], DocumentError) and together[0][2] is together[1][2]
