@@ -442,7 +442,7 @@ class Model(object):
         DocumentError on what Essentia refuses: a missing descriptor, one of the wrong kind,
         a length other than the model's.
         """
-        return self._row(_extract(doc, self._plan))
+        return _extract(doc, self._plan, self.width)
 
     def _row(self, values: Dict[str, Any]) -> Tuple[List[float], Dict[str, List[str]]]:
         reals = [0.0] * self.width
@@ -527,7 +527,7 @@ class Model(object):
             if isinstance(values, DocumentError):
                 results.append(values)
                 continue
-            rows.append(self._row(values))
+            rows.append(values if isinstance(values, tuple) else self._row(values))
             slots.append(len(results))
             results.append(None)
         for slot, result in zip(slots, self.predict_rows(rows)):
@@ -535,15 +535,20 @@ class Model(object):
         return results
 
 
-def _extract(doc: Any, plan: List[tuple]) -> Dict[str, Any]:
-    """{name: values} of the live descriptors of ``plan``; DocumentError on what Essentia refuses."""
+def _extract(doc: Any, plan: List[tuple], width: int = -1) -> Any:
+    """The live values of ``plan`` in a document; DocumentError on what Essentia refuses.
+
+    With ``width`` >= 0: (Real values in matrix column order, {Enum name: strings}) for one
+    model; otherwise {name: values} for a group of models sharing the plan.
+    """
     if not isinstance(doc, dict):
         raise DocumentError("the document is not a JSON object")
     out = {}  # type: Dict[str, Any]
+    reals = [0.0] * width if width >= 0 else None
     parent_path = None  # type: Any
     parent = None  # type: Any
     # sorted by name: consecutive descriptors share their parent (plain tuples: the hot loop)
-    for spec, parent_keys, leaf, is_real, length, live, skipped, _ in plan:
+    for spec, parent_keys, leaf, is_real, length, live, skipped, start in plan:
         if skipped:
             values = [""]  # type: Any
             n = 1
@@ -564,8 +569,11 @@ def _extract(doc: Any, plan: List[tuple]) -> Dict[str, Any]:
             raise DocumentError("descriptor %s has %d values, the model was trained on %d"
                                 % (spec.name[1:], n, length))
         if live:
-            out[spec.name] = values
-    return out
+            if reals is not None and is_real:
+                reals[start:start + n] = values
+            else:
+                out[spec.name] = values
+    return out if reals is None else (reals, out)
 
 
 def predict_many(models: Sequence["Model"], documents: Sequence[Any]) -> List[List[Any]]:
@@ -580,10 +588,14 @@ def predict_many(models: Sequence["Model"], documents: Sequence[Any]) -> List[Li
         live = set().union(*[{s.name for s in m.inputs if s.live} for m in group])
         plan = [(spec, pk, leaf, real, length, spec.name in live, skipped, 0)
                 for spec, pk, leaf, real, length, _, skipped, _ in group[0]._plan]
+        if len(group) == 1:  # straight into the model's row: no intermediate dict
+            plan, width = group[0]._plan, group[0].width
+        else:
+            width = -1
         extracted = []  # type: List[Any]
         for doc in documents:
             try:
-                extracted.append(_extract(doc, plan))
+                extracted.append(_extract(doc, plan, width))
             except DocumentError as exc:
                 extracted.append(exc)
         for i, model in zip(members, group):
