@@ -23,11 +23,12 @@ from abrunnerd.trainer.class_folders import load_class_folders
 from abrunnerd.trainer.folds import gaia_folds
 from trainer_paths import REPO, need_essentia_real
 
-# RBF with gamma = 2^3: on these features every test-to-training kernel value is below
-# 1e-30 except for near-duplicate excerpts, so the prediction is decided by the sign of
-# tiny sums and of the bias; Gaia's libsvm 2.89 and scikit-learn's libsvm round these
-# differently for 36 of the 1,728 configurations (2 or 3 of 90 recordings, at 53-59 %,
-# far from the best).  Every other configuration is equal to the last digit.
+# RBF with gamma = 2^3: the kernel matrix is the identity up to values below 1e-8, every
+# alpha is 1 and the bias is a sum of those tiny values (1e-10, 1e-25 or exactly 0 per
+# fold), so most test points get the bias's sign, and an exact 0 goes to the second label
+# of libsvm's class order (Gaia's libsvm 2.89: training-data order; scikit-learn: sorted).
+# 36 of the 1,728 configurations differ by 2 or 3 of 90 recordings (at 53-59 %, far from
+# the best).  Every other configuration is equal to the last digit.
 SOLVER_ROUND_OFF = {"kernel": "RBF", "gamma": 3, "max_points": 3 * 100.0 / 90 + 1e-9}
 
 
