@@ -25,8 +25,8 @@ from trainer_paths import REPO, need_essentia_real
 
 # RBF with gamma = 2^3: the kernel matrix is the identity up to values below 1e-8, every
 # alpha is 1 and the bias is a sum of those tiny values (1e-10, 1e-25 or exactly 0 per
-# fold), so most test points get the bias's sign, and an exact 0 goes to the second label
-# of libsvm's class order (Gaia's libsvm 2.89: training-data order; scikit-learn: sorted).
+# fold), so most test points get the bias's sign: round-off in sums of values below 1e-8,
+# accumulated in another order by libsvm 2.89's solver (Gaia) than by scikit-learn's.
 # 36 of the 1,728 configurations differ by 2 or 3 of 90 recordings (at 53-59 %, far from
 # the best).  Every other configuration is equal to the last digit.
 SOLVER_ROUND_OFF = {"kernel": "RBF", "gamma": 3, "max_points": 3 * 100.0 / 90 + 1e-9}
