@@ -81,3 +81,27 @@ def test_sig_preferred_only_when_no_json(tmp_path):
     found = find_documents(str(root))
     assert sum(len(v) for v in found.values()) == 12
     assert found[first.parent.name][first.stem].endswith(".json")
+
+
+def test_project_alone_finds_its_lists_relative_to_itself(tmp_path):
+    """``--project`` alone: groundtruth/filelist paths relative to the project file (where Gaia's run_tests runs)."""
+    root = _make(tmp_path, "json")
+    gt = {f.stem: f.parent.name for f in sorted(root.glob("*/*.json"))}
+    fl = {f.stem: os.path.relpath(str(f), str(tmp_path)) for f in sorted(root.glob("*/*.json"))}
+    (tmp_path / "gt.yaml").write_text(yaml.safe_dump({"type": "singleClass", "version": 1.0, "className": "x",
+                                                      "groundTruth": gt}))
+    (tmp_path / "fl.yaml").write_text(yaml.safe_dump(fl))
+    project = {"className": "demo", "groundtruth": "gt.yaml", "filelist": "fl.yaml", "seed": 3.0,
+               "excludedDescriptors": ["metadata.tags*"], "failOnUnmatched": False,
+               "preprocessing": {"ll": [{"transfo": "remove", "params": {"descriptorNames": ["metadata.*"]}},
+                                        {"transfo": "select", "params": {"descriptorNames": ["lowlevel.mfcc.mean", "lowlevel.spectral*.mean"]}}]},
+               "classifiers": {"svm": [{"preprocessing": ["ll"], "type": ["C-SVC"], "kernel": ["RBF"], "C": [1],
+                                        "gamma": [-5], "balanceClasses": [True]}]},
+               "evaluations": {"nfoldcrossvalidation": [{"nfold": [3]}]}}
+    (tmp_path / "project.yaml").write_text(yaml.safe_dump(project))
+    out = tmp_path / "out"
+    assert ctl.main(["train", "--project", str(tmp_path / "project.yaml"), "--out", str(out), "--jobs", "1"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["seed"] == 3 and result["parameters"]["evaluation"]["nfold"] == 3
+    assert result["parameters"]["model"]["preprocessing"] == "ll" and result["parameters"]["model"]["balanceClasses"]
+    assert (out / "demo.history").exists()  # the project's className names the model
