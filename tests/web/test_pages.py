@@ -103,7 +103,7 @@ def _group(root, gid):
     return [e for e in root.iter() if e.get("id") == gid]
 
 
-def test_finished_job_result_page_with_heatmaps_and_downloads(browser, site):
+def test_finished_job_result_page_with_heatmaps_and_downloads(browser, site, tmp_path):
     sign_in(browser, site, site.alice)
     browser.get(site.root + "/jobs/%s" % site.done_job)
     history = browser.find_element(By.ID, "job-history").text
@@ -137,11 +137,12 @@ def test_finished_job_result_page_with_heatmaps_and_downloads(browser, site):
     assert len(_group(confusion, "confusion-cells")[0].findall(SVG + "path")) == 3 * 3
     recalls = browser.find_elements(By.CSS_SELECTOR, "table.confusion tbody tr")
     assert len(recalls) == 3 + 1, "a row per class plus precision"
-    # downloads, with the browser's own session
-    link = browser.find_element(By.PARTIAL_LINK_TEXT, "Model (Gaia .history)")
-    r = http.get(link.get_attribute("href"), timeout=60)
-    assert r.status_code == 200 and r.content == site.model
-    assert "attachment" in r.headers["Content-Disposition"]
+    # the browser downloads the model by its link
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Model (Gaia .history)").click()
+    saved = tmp_path / ("%s.history" % site.done_job)
+    wait(browser, 30).until(lambda d: saved.exists() and saved.read_bytes() == site.model)
+    # the other downloads, with the browser's own session
     ranking = http.get(site.root + "/jobs/%s/files/ranking.tsv" % site.done_job, timeout=60).text.splitlines()
     assert len(ranking) == 1 + len(site.result["combinations"])
     first = ranking[1].split("\t")
