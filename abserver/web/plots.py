@@ -44,7 +44,7 @@ def grid_svg(panel: Panel, vmin: float, vmax: float) -> bytes:
                                          dtype=float))
     rows, cols = data.shape
     with _LOCK, matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(1.4 + 0.42 * cols, 1.1 + 0.32 * rows))
+        fig = Figure(figsize=(1.8 + 0.55 * cols, 1.3 + 0.4 * rows))
         ax = fig.add_subplot()
         mesh = ax.pcolormesh(data, cmap=_cmap(), vmin=vmin, vmax=max(vmax, vmin + 1e-9),
                              edgecolors="white", linewidth=0.5)
@@ -62,11 +62,11 @@ def grid_svg(panel: Panel, vmin: float, vmax: float) -> bytes:
                     v = panel.accuracy[i][j]
                     if v is not None:
                         light = (v - vmin) / max(vmax - vmin, 1e-9) < 0.55
-                        ax.text(j + 0.5, i + 0.5, "%.0f" % v, ha="center", va="center", fontsize=7,
+                        ax.text(j + 0.5, i + 0.5, "%.1f" % v, ha="center", va="center", fontsize=6.5,
                                 color="white" if light else "black")
         if panel.ties:
-            ties = ax.scatter([j + 0.85 for _, j in panel.ties], [i + 0.82 for i, _ in panel.ties], s=7,
-                              marker="o", color="#d62728", edgecolors="white", linewidths=0.4,
+            ties = ax.scatter([j + 0.82 for _, j in panel.ties], [i + 0.8 for i, _ in panel.ties], s=18,
+                              marker="o", color="#d62728", edgecolors="white", linewidths=0.6,
                               label="within %g point of the best" % TIE_BAND)
             ties.set_gid("tie-band")
         if panel.best is not None:

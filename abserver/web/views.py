@@ -412,7 +412,7 @@ def plot(job_id, name):
             return plots.grid_svg(panels[name], lo, hi)
     data = renders.cached(_engine(), row.id, row.upload_sha256, "%s.svg" % name, make)
     response = _gzip_response(data, "image/svg+xml")
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"  # colour bars are inline PNGs
     return response
 
 

@@ -154,6 +154,9 @@ def test_finished_job_result_page_with_heatmaps_and_downloads(browser, site, tmp
              for m in c["recordings"]}
     assert wrong == sum(1 for m, p in preds.items() if p["value"] != truth[m])
     assert http.get(site.root + "/jobs/%s/files/result.json" % site.done_job, timeout=60).json() == site.result
+    for n, img in enumerate((images[0].get_attribute("src"), images[3].get_attribute("src"))):
+        browser.get(img)  # each plot on its own, for people to look at
+        screenshot(browser, "07%s-plot" % "ab"[n])
 
 
 def test_submit_and_cancel_a_job(browser, site):
