@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from .analysis import TIE_BAND, ClassRow, Panel, exp2  # noqa: E402
+from .analysis import TIE_BAND, ClassRow, Panel, exp2, printable  # noqa: E402
 
 CMAP = "cividis"
 _LOCK = threading.Lock()  # matplotlib's text layout caches are not thread-safe
@@ -106,4 +106,6 @@ def confusion_svg(rows: Sequence[ClassRow]) -> bytes:
 
 
 def _short(names: Sequence[str], limit: int = 24) -> List[str]:
-    return [n if len(n) <= limit else n[:limit - 1] + "…" for n in names]
+    """Class names as axis labels: shortened, characters XML cannot hold made visible
+    (controls as ``\\xNN``, lone surrogates as U+FFFD), '$' escaped so no name is mathtext."""
+    return [printable(n if len(n) <= limit else n[:limit - 1] + "…").replace("$", r"\$") for n in names]
