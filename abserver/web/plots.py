@@ -7,6 +7,7 @@ and Gaia's tie band is drawn as dots (``tie-band``), so tests and people find th
 """
 import io
 import threading
+import warnings
 from typing import List, Sequence
 
 import matplotlib
@@ -28,7 +29,9 @@ MAX_ANNOTATED = 144  # cells per panel up to which each cell shows its accuracy
 
 def _svg(fig: Figure) -> bytes:
     out = io.BytesIO()
-    fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    with warnings.catch_warnings():  # a name's glyph missing from the font is drawn as a box, not logged
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return out.getvalue()
 
 
