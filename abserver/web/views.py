@@ -35,6 +35,8 @@ def _engine():
 # -- request plumbing -----------------------------------------------------------------------
 @blueprint.before_request
 def _guard():
+    if request.endpoint == "web.static":
+        return None  # CSS, script, icon: public, no session look-up
     if request.method == "POST":
         try:
             validate_csrf(request.form.get("csrf_token"))
