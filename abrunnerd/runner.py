@@ -418,6 +418,7 @@ class Runner:
         atomic.write_json(files.spec, {
             "job_id": job.id, "runner_name": self.cfg.runner_name, "seed": job.state.get("seed", 42),
             "options": details.get("options") or {}, "max_workers": self.cfg.max_workers,
+            "max_memory": self.cfg.max_memory,
             "source": "abdata" if job.local_only else "bundle", "dataset": details.get("dataset") or {}})
         while True:
             rc = self._run_training(job)

@@ -83,14 +83,22 @@ def load_dataset(job_dir: str, spec: Dict[str, Any]) -> Any:
 
     if spec.get("source") == "abdata":
         return load_dataset_dir(os.path.join(job_dir, "abdata"))
-    from abrunnerd.features_bundle import decode_bundle
+    from abrunnerd.features_bundle import BundleError, decode_bundle, decode_limit
 
     dataset = spec["dataset"]
     groundtruth = snapshot_groundtruth(dataset)
     documents, artists = {}, {}
+    max_memory = spec.get("max_memory")
+    if isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory <= 0:
+        max_memory = None
+    limit = decode_limit(len(groundtruth), max_memory)
     with open(os.path.join(job_dir, "features.bin"), "rb") as f:
-        data = f.read()
-    for mbid, doc, artist in decode_bundle(data):
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:  # xz never makes data this much larger
+            raise BundleError("features bundle is %d bytes, more than the %d this job's %d recordings may take"
+                              % (size, limit, len(groundtruth)))
+        data = f.read(limit + 1)
+    for mbid, doc, artist in decode_bundle(data, max_decompressed=limit, expected_records=len(groundtruth)):
         documents[mbid] = doc
         artists[mbid] = artist
     return Dataset(name=dataset.get("name") or spec["job_id"], groundtruth=groundtruth,
@@ -114,6 +122,7 @@ def run(job_dir: str) -> int:
             "stage": p.stage, "cells_done": p.cells_done, "cells_total": p.cells_total,
             "eta_seconds": p.eta_seconds, "message": p.message}, durable=False)
 
+    from abrunnerd.features_bundle import BundleError
     from abrunnerd.trainer import DatasetError, TrainingStopped, TrainOptions, train
 
     try:
@@ -124,6 +133,11 @@ def run(job_dir: str) -> int:
                     progress=progress, should_stop=lambda: stop["flag"])
     except TrainingStopped:
         return STOPPED
+    except BundleError as exc:  # hostile or corrupt download: one line, the job fails with the reason
+        reason = "features bundle refused: %s" % exc
+        atomic.write_json(os.path.join(job_dir, "error.json"), {"kind": "dataset", "message": reason})
+        print(reason, file=sys.stderr)
+        return DATASET_ERROR
     except (DatasetError, ValueError, KeyError) as exc:
         reason = str(exc) if isinstance(exc, DatasetError) else "malformed job or dataset: %s: %s" % (
             type(exc).__name__, exc)
