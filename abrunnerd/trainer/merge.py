@@ -6,13 +6,13 @@ dropping whole documents); then removevl, fixlength and the cleaner, recorded as
 records them: one ``remove`` (on the raw, all-VL layout) and one ``fixlength``.
 """
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from abrunnerd.gaia.chain import REAL, VARIABLE, Descriptor, Layout, Step, StringList
 from abrunnerd.trainer.errors import DatasetError
-from abrunnerd.trainer.flatten import iter_leaves, leaf_value, signature
+from abrunnerd.trainer.flatten import flatten_document, signature
 from abrunnerd.trainer.frame import Frame, real_constant
 
 
@@ -25,12 +25,12 @@ class Merged:
     removed: List[str]  # removed by removevl / cleaner
 
 
-def common_layout(documents: Dict[str, dict], ids: Sequence[str]) -> Tuple[Dict[str, int], Dict[str, set],
-                                                                            Dict[str, List[str]]]:
+def common_layout(flats: Dict[str, Dict[str, Tuple[int, Any]]], ids: Sequence[str]
+                  ) -> Tuple[Dict[str, int], Dict[str, set], Dict[str, List[str]]]:
     """Types of descriptors every document has with one type; their lengths; and what was dropped."""
     distinct: Dict[tuple, List[str]] = {}
     for mbid in ids:
-        distinct.setdefault(signature(documents[mbid], mbid), []).append(mbid)
+        distinct.setdefault(signature(flats[mbid]), []).append(mbid)
     types: Dict[str, set] = {}
     lengths: Dict[str, set] = {}
     holders: Dict[str, int] = {}
@@ -51,10 +51,12 @@ def common_layout(documents: Dict[str, dict], ids: Sequence[str]) -> Tuple[Dict[
 
 
 def merge_documents(documents: Dict[str, dict]) -> Merged:
+    """Flatten (and validate) every document once, in MBID order, then build the columns from that."""
     ids = sorted(documents)
     if not ids:
         raise DatasetError("the dataset has no recordings")
-    types, lengths, dropped = common_layout(documents, ids)
+    flats = {mbid: flatten_document(documents[mbid], mbid) for mbid in ids}
+    types, lengths, dropped = common_layout(flats, ids)
     if not types:
         raise DatasetError("the low-level documents have no descriptor in common")
     raw_layout = Layout([Descriptor(n, t, VARIABLE, 1) for n, t in sorted(types.items())])
@@ -62,12 +64,14 @@ def merge_documents(documents: Dict[str, dict]) -> Merged:
     variable = sorted(n for n in types if len(lengths[n]) > 1 or 0 in lengths[n])
     fixed = {n: next(iter(lengths[n])) for n in types if n not in set(variable)}
     values: Dict[str, np.ndarray] = {}
-    for n, size in fixed.items():
-        values[n] = np.empty((len(ids), size), dtype=np.float32 if types[n] == REAL else object)
-    for row, mbid in enumerate(ids):
-        for name, value in iter_leaves(documents[mbid]):
-            if name in fixed:
-                values[name][row, :] = leaf_value(value, mbid, name)[1]
+    for n in sorted(fixed):
+        column = [flats[mbid][n][1] for mbid in ids]
+        if types[n] == REAL:
+            values[n] = np.stack(column)
+        else:
+            values[n] = np.empty((len(ids), fixed[n]), dtype=object)
+            values[n][:, :] = column
+    del flats
     constant = sorted(n for n in fixed if types[n] == REAL and bool(np.all(real_constant(values[n]))))
     for n in constant:
         del values[n]
