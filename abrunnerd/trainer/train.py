@@ -16,7 +16,7 @@ from abrunnerd.trainer.errors import DatasetError, FoldError, TrainingStopped
 from abrunnerd.trainer.folds import artist_folds, balance_classes, gaia_folds
 from abrunnerd.trainer.dataset import Dataset
 from abrunnerd.trainer.frame import Frame
-from abrunnerd.trainer.grid import WorkerPool, run_tasks
+from abrunnerd.trainer.grid import WorkerPool, run_tasks, useful_workers
 from abrunnerd.trainer.merge import Merged, merge_documents
 from abrunnerd.trainer.model import class_order, fit_final, slugify
 from abrunnerd.trainer.options import TrainOptions
@@ -199,9 +199,21 @@ class _NoPool:
 
 
 def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkpoint_path: Optional[str] = None,
-          progress: ProgressFn = None, should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
-    """Run the whole search; see the package docstring for the contract."""
+          progress: ProgressFn = None, should_stop: Optional[Callable[[], bool]] = None,
+          pool: str = "auto") -> TrainResult:
+    """Run the whole search; see the package docstring for the contract.
+
+    ``workers`` is the most processes to use (default: the CPUs); with ``pool="auto"``
+    a cost estimate decides whether worker processes finish sooner than this process
+    (small grids and datasets train in-process); ``pool="always"`` uses them regardless.
+    """
     workers = workers or os.cpu_count() or 1
+    units = len(opts.preprocessing_values) * opts.nfold
+    if pool == "always":
+        workers = max(1, min(workers, units))
+    else:
+        workers = useful_workers(workers, len(ds.groundtruth), len(opts.combinations()) * opts.nfold, units,
+                                 opts.nfold)
     _report(progress, "preparing", 0, 0, None, "merging and preprocessing %d recordings" % len(ds.groundtruth))
     with (WorkerPool(workers) if workers > 1 else _NoPool()) as pool:
         prepared = prepare(ds, opts)

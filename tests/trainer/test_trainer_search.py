@@ -76,7 +76,7 @@ def test_predictions_survive_the_history_round_trip(small_dataset, small_result)
 
 
 def test_workers_give_the_same_result(small_dataset, small_result):
-    other = train(small_dataset, _opts(), workers=2)
+    other = train(small_dataset, _opts(), workers=2, pool="always")
     assert other.to_result_json() == small_result.to_result_json()
 
 
@@ -200,3 +200,13 @@ def test_memory_formula_fits_5000_recordings_in_4_gb():
     assert estimate_peak_memory(5000, opts, workers=2) < 4 * 1024 ** 3
     assert estimate_peak_memory(5000, opts, workers=2) > estimate_peak_memory(5000, opts, workers=1)
     assert estimate_peak_memory(2000, opts) < estimate_peak_memory(5000, opts)
+
+
+def test_cost_estimate_keeps_small_grids_in_process():
+    from abrunnerd.trainer.grid import useful_workers
+
+    assert useful_workers(2, 180, 5, 5, 5) == 1  # one configuration on ab-real-1's size
+    assert useful_workers(2, 180, 3600, 25, 5) == 1  # AB's grid on 180 recordings: starting workers costs more
+    assert useful_workers(2, 2000, 3600, 25, 5) == 2  # 2,000 recordings: worth it
+    assert useful_workers(8, 2000, 3600, 25, 5) <= 8
+    assert useful_workers(64, 5000, 10, 1, 5) == 1, "never more processes than units"
