@@ -63,13 +63,14 @@ def _numbers(values: List[Any], mbid: str, name: str) -> np.ndarray:
 
 
 def leaf_value(value: Any, mbid: str, name: str) -> Optional[Tuple[int, Any]]:
-    """(type, values) of one leaf: REAL -> float32 array, STRING -> list of str; None = skipped."""
+    """(type, values) of one leaf: REAL -> float32 array (a 1-tuple of float for a number),
+    STRING -> list of str; None = skipped."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
         return STRING, [value]
     if isinstance(value, (int, float)):
-        return REAL, np.array([_number(value, mbid, name)], dtype=np.float32)
+        return REAL, (_number(value, mbid, name),)  # a 1-tuple: cheaper than an array per scalar
     if not isinstance(value, list):
         raise DatasetError("recording %s: descriptor %s has an unsupported value of type %s"
                            % (mbid, name[1:], type(value).__name__))
@@ -96,15 +97,20 @@ def leaf_value(value: Any, mbid: str, name: str) -> Optional[Tuple[int, Any]]:
     return REAL, _numbers(value, mbid, name)
 
 
-def flatten_document(doc: Dict[str, Any], mbid: str) -> Dict[str, Tuple[int, Any]]:
-    """``{full name: (type, values)}``; REAL values as float32 arrays, STRING as lists."""
+def flatten_leaves(doc: Dict[str, Any], mbid: str) -> Dict[str, Tuple[int, Any]]:
+    """``{full name: (type, values)}`` as ``leaf_value`` gives them (the merge's one pass)."""
     out = {}
     for name, value in iter_leaves(doc):
         leaf = leaf_value(value, mbid, name)
-        if leaf is None:
-            continue
-        out[name] = leaf
+        if leaf is not None:
+            out[name] = leaf
     return out
+
+
+def flatten_document(doc: Dict[str, Any], mbid: str) -> Dict[str, Tuple[int, Any]]:
+    """``{full name: (type, values)}``; REAL values as float32 arrays, STRING as lists."""
+    return {name: (kind, np.asarray(v, dtype=np.float32) if kind == REAL else v)
+            for name, (kind, v) in flatten_leaves(doc, mbid).items()}
 
 
 def signature(flat: Dict[str, Tuple[int, Any]]) -> Tuple[Tuple[str, int, int], ...]:

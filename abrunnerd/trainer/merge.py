@@ -12,7 +12,7 @@ import numpy as np
 
 from abrunnerd.gaia.chain import REAL, VARIABLE, Descriptor, Layout, Step, StringList
 from abrunnerd.trainer.errors import DatasetError
-from abrunnerd.trainer.flatten import flatten_document, signature
+from abrunnerd.trainer.flatten import flatten_leaves, signature
 from abrunnerd.trainer.frame import Frame, real_constant
 
 
@@ -55,7 +55,7 @@ def merge_documents(documents: Dict[str, dict]) -> Merged:
     ids = sorted(documents)
     if not ids:
         raise DatasetError("the dataset has no recordings")
-    flats = {mbid: flatten_document(documents[mbid], mbid) for mbid in ids}
+    flats = {mbid: flatten_leaves(documents[mbid], mbid) for mbid in ids}
     types, lengths, dropped = common_layout(flats, ids)
     if not types:
         raise DatasetError("the low-level documents have no descriptor in common")
@@ -67,7 +67,7 @@ def merge_documents(documents: Dict[str, dict]) -> Merged:
     for n in sorted(fixed):
         column = [flats[mbid][n][1] for mbid in ids]
         if types[n] == REAL:
-            values[n] = np.stack(column)
+            values[n] = np.array(column, dtype=np.float32)
         else:
             values[n] = np.empty((len(ids), fixed[n]), dtype=object)
             values[n][:, :] = column
