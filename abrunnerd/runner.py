@@ -288,7 +288,8 @@ class Runner:
             return True
         n = sum(len(c.get("recordings") or []) for c in (details.get("dataset") or {}).get("classes") or [])
         try:
-            need = estimate_peak_memory(n, details.get("options") or {}, self.cfg.max_workers)
+            need = estimate_peak_memory(n, details.get("options") or {}, self.cfg.max_workers,
+                                        max_memory=self.cfg.max_memory)
         except Exception as exc:
             log.warning("cannot estimate the memory job %s needs (%s); trying it anyway", job_id, exc)
             return True

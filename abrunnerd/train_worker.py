@@ -17,7 +17,7 @@ import platform
 import signal
 import sys
 import traceback
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from abrunnerd import __version__, atomic
 
@@ -78,6 +78,13 @@ def snapshot_groundtruth(dataset: Any) -> Dict[str, str]:
     return groundtruth
 
 
+def _max_memory(value: Any) -> Optional[int]:
+    """The runner's max_memory (bytes) from the spec, None when unset or not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
+
+
 def load_dataset(job_dir: str, spec: Dict[str, Any]) -> Any:
     from abrunnerd.trainer import Dataset, load_dataset_dir
 
@@ -88,10 +95,7 @@ def load_dataset(job_dir: str, spec: Dict[str, Any]) -> Any:
     dataset = spec["dataset"]
     groundtruth = snapshot_groundtruth(dataset)
     documents, artists = {}, {}
-    max_memory = spec.get("max_memory")
-    if isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory <= 0:
-        max_memory = None
-    limit = decode_limit(len(groundtruth), max_memory)
+    limit = decode_limit(len(groundtruth), _max_memory(spec.get("max_memory")))
     with open(os.path.join(job_dir, "features.bin"), "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size > limit:  # xz never makes data this much larger
@@ -124,13 +128,15 @@ def run(job_dir: str) -> int:
 
     from abrunnerd.features_bundle import BundleError
     from abrunnerd.trainer import DatasetError, TrainingStopped, TrainOptions, train
+    from abrunnerd.trainer.memory import kernel_budget
 
     try:
         ds = load_dataset(job_dir, spec)
         opts = TrainOptions.from_job_options(spec.get("options") or {}, seed=int(spec.get("seed", 42)))
         res = train(ds, opts, workers=int(spec.get("max_workers") or 1),
                     checkpoint_path=os.path.join(job_dir, "checkpoint"),
-                    progress=progress, should_stop=lambda: stop["flag"])
+                    progress=progress, should_stop=lambda: stop["flag"],
+                    memory_budget=kernel_budget(_max_memory(spec.get("max_memory"))), release_documents=True)
     except TrainingStopped:
         return STOPPED
     except BundleError as exc:  # hostile or corrupt download: one line, the job fails with the reason
@@ -159,10 +165,13 @@ def run(job_dir: str) -> int:
 
 def estimate() -> int:
     from abrunnerd.trainer import TrainOptions, estimate_peak_memory
+    from abrunnerd.trainer.memory import kernel_budget
 
-    query = json.loads(sys.stdin.read())
+    query = json.loads(sys.stdin.read(1 << 20))
     opts = TrainOptions.from_job_options(query.get("options") or {}, seed=42)
-    print(int(estimate_peak_memory(int(query["n_recordings"]), opts, workers=int(query.get("workers", 1)))))
+    budget = kernel_budget(_max_memory(query.get("max_memory")))
+    print(int(estimate_peak_memory(int(query["n_recordings"]), opts, workers=int(query.get("workers", 1)),
+                                   memory_budget=budget)))
     return 0
 
 

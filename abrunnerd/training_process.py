@@ -114,10 +114,12 @@ def kill_stale(pgid: Optional[int]) -> None:
 
 
 def estimate_peak_memory(n_recordings: int, options: Dict[str, Any], workers: int,
-                         timeout: float = 120.0) -> int:
+                         timeout: float = 120.0, max_memory: Optional[int] = None) -> int:
     """The trainer's estimate, computed in a short-lived process (the daemon itself
-    must not import numpy/scikit-learn). Raises RuntimeError when it cannot."""
-    query = json.dumps({"n_recordings": n_recordings, "options": options, "workers": workers})
+    must not import numpy/scikit-learn); with ``max_memory`` the kernel budget the
+    training process will use follows from it. Raises RuntimeError when it cannot."""
+    query = json.dumps({"n_recordings": n_recordings, "options": options, "workers": workers,
+                        "max_memory": max_memory})
     proc = subprocess.run([sys.executable, "-m", "abrunnerd.train_worker", "--estimate"],
                           input=query.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout, env=_env({}))

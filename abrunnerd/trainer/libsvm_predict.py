@@ -4,7 +4,7 @@ Works on :class:`abrunnerd.gaia.chain.SvmModel` or libsvm model text, so a model
 back from a ``.history`` predicts exactly like the one just trained: one-vs-one decision
 values, Platt sigmoids clipped to [1e-7, 1-1e-7], Wu-Lin-Weng pairwise coupling.
 """
-from typing import List, Union
+from typing import List, Optional, Union
 
 import numpy as np
 
@@ -138,8 +138,13 @@ def probabilities(model: SvmModel, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def svm_model_from_sklearn(svc, kernel: str, gamma: float) -> SvmModel:
-    """Build the libsvm model of a fitted ``sklearn.svm.SVC`` (history spec §7 mapping)."""
+def svm_model_from_sklearn(svc, kernel: str, gamma: float, features: Optional[np.ndarray] = None) -> SvmModel:
+    """Build the libsvm model of a fitted ``sklearn.svm.SVC`` (history spec §7 mapping).
+
+    ``features``: the training matrix of an SVC fitted on a precomputed kernel (its
+    support vectors are then ``features[support_]``, in libsvm's order).
+    """
+    svs = svc.support_vectors_ if features is None else features[svc.support_]
     prob_a = getattr(svc, "_probA", None)
     if prob_a is None or not len(prob_a):
         prob_a = getattr(svc, "probA_", None)
@@ -149,7 +154,7 @@ def svm_model_from_sklearn(svc, kernel: str, gamma: float) -> SvmModel:
     labels: List[int] = [int(c) for c in svc.classes_]
     return SvmModel(kernel=kernel, gamma=float(gamma), degree=3, coef0=0.0, labels=labels,
                     n_support=[int(n) for n in svc.n_support_],
-                    support_vectors=np.asarray(svc.support_vectors_, dtype=np.float64),
+                    support_vectors=np.asarray(svs, dtype=np.float64),
                     dual_coef=np.asarray(svc._dual_coef_, dtype=np.float64),
                     rho=-np.asarray(svc._intercept_, dtype=np.float64),
                     prob_a=None if prob_a is None or not len(prob_a) else np.asarray(prob_a, dtype=np.float64),

@@ -50,12 +50,17 @@ def common_layout(flats: Dict[str, Dict[str, Tuple[int, Any]]], ids: Sequence[st
     return common, lengths, dropped
 
 
-def merge_documents(documents: Dict[str, dict]) -> Merged:
-    """Flatten (and validate) every document once, in MBID order, then build the columns from that."""
+def merge_documents(documents: Dict[str, dict], release: bool = False) -> Merged:
+    """Flatten (and validate) every document once, in MBID order, then build the columns from that.
+
+    ``release``: remove each document from ``documents`` once flattened (memory).
+    """
     ids = sorted(documents)
     if not ids:
         raise DatasetError("the dataset has no recordings")
-    flats = {mbid: flatten_leaves(documents[mbid], mbid) for mbid in ids}
+    flats = {}
+    for mbid in ids:
+        flats[mbid] = flatten_leaves(documents.pop(mbid) if release else documents[mbid], mbid)
     types, lengths, dropped = common_layout(flats, ids)
     if not types:
         raise DatasetError("the low-level documents have no descriptor in common")

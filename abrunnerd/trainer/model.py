@@ -8,7 +8,7 @@ same computation as Essentia's GaiaTransform on the written history.
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from abrunnerd.trainer import steps as fit
 from abrunnerd.trainer.errors import PredictionError
 from abrunnerd.trainer.flatten import flatten_document
 from abrunnerd.trainer.frame import Frame
+from abrunnerd.trainer.kernels import CHUNK_ROWS
 from abrunnerd.trainer.libsvm_predict import parse_model_text, probabilities, svm_model_from_sklearn
 
 SVM_KERNELS = {"RBF": "rbf", "poly": "polynomial"}
@@ -50,9 +51,31 @@ class FinalModel:
         return predict_documents(self.steps, documents)
 
 
+def full_kernel(x: np.ndarray, kernel: str, gamma: float) -> np.ndarray:
+    """The n x n training kernel in one float64 matrix (the Gram matrix, transformed in place by row
+    blocks with the cross-validation kernels' arithmetic)."""
+    sq = np.einsum("ij,ij->i", x, x)
+    k = x @ x.T
+    for start in range(0, k.shape[0], CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        block = k[rows]
+        if kernel == "RBF":
+            dist = np.add(sq[rows, None], sq[None, :])
+            dist -= 2.0 * block
+            np.multiply(dist, -gamma, out=dist)
+            block[...] = np.exp(dist)
+        else:
+            np.multiply(block, gamma, out=block)
+            block *= block * block
+    return k
+
+
 def fit_final(frame: Frame, head: List[Step], y: np.ndarray, class_mapping: List[str], slug: str,
-              kernel: str, c: int, gamma: int, seed: int) -> FinalModel:
-    """Steps 3-4 of spec §13 on the preprocessed training data; ``head`` = merge + preprocessing steps."""
+              kernel: str, c: int, gamma: int, seed: int, memory_budget: Optional[int] = None) -> FinalModel:
+    """Steps 3-4 of spec §13 on the preprocessed training data; ``head`` = merge + preprocessing steps.
+
+    The kernel is precomputed when its n^2 float64 fit ``memory_budget`` (None: always).
+    """
     from sklearn.svm import SVC
 
     class_name = "highlevel." + slug
@@ -63,10 +86,18 @@ def fit_final(frame: Frame, head: List[Step], y: np.ndarray, class_mapping: List
     add_step = Step("addfield", "addfieldapplier", {"string": class_name}, {"string": class_name}, {}, layout)
     with_class = _with(layout, Descriptor("." + class_name, STRING, VARIABLE, 1))
     x = f.feature_matrix().astype(np.float64)
-    svc = SVC(C=2.0 ** c, kernel=SVM_KERNELS[kernel].replace("polynomial", "poly"), gamma=2.0 ** gamma,
-              degree=3, coef0=0.0, tol=1e-3, shrinking=True, probability=True, cache_size=100, random_state=seed)
-    svc.fit(x, y)
-    model = svm_model_from_sklearn(svc, SVM_KERNELS[kernel], 2.0 ** gamma)
+    if memory_budget is None or 8 * x.shape[0] ** 2 <= memory_budget:
+        # One kernel with BLAS, shared by the fit and Platt's five internal folds
+        svc = SVC(C=2.0 ** c, kernel="precomputed", tol=1e-3, shrinking=True, probability=True,
+                  cache_size=100, random_state=seed)
+        svc.fit(full_kernel(x, kernel, 2.0 ** gamma), y)
+        model = svm_model_from_sklearn(svc, SVM_KERNELS[kernel], 2.0 ** gamma, features=x)
+    else:  # over the budget: libsvm computes kernel rows in its cache
+        svc = SVC(C=2.0 ** c, kernel=SVM_KERNELS[kernel].replace("polynomial", "poly"), gamma=2.0 ** gamma,
+                  degree=3, coef0=0.0, tol=1e-3, shrinking=True, probability=True, cache_size=100,
+                  random_state=seed)
+        svc.fit(x, y)
+        model = svm_model_from_sklearn(svc, SVM_KERNELS[kernel], 2.0 ** gamma)
     svm_step = Step("svmtrain", "svmpredict",
                     {"className": class_name, "type": "C-SVC", "kernel": kernel, "c": 2.0 ** c,
                      "gamma": 2.0 ** gamma, "probability": True},

@@ -17,6 +17,7 @@ from abrunnerd.trainer.folds import artist_folds, balance_classes, gaia_folds
 from abrunnerd.trainer.dataset import Dataset
 from abrunnerd.trainer.frame import Frame
 from abrunnerd.trainer.grid import WorkerPool, run_tasks, useful_workers
+from abrunnerd.trainer.memory import UnitPlan, kernel_budget, plan_units
 from abrunnerd.trainer.merge import Merged, merge_documents
 from abrunnerd.trainer.model import class_order, fit_final, slugify
 from abrunnerd.trainer.options import TrainOptions
@@ -41,14 +42,17 @@ class Prepared:
     sets: Dict[str, "PreparedSet"]
     folds: Dict[str, int]
 
-    def unit(self, prep: str, fold: int) -> UnitInput:
+    def unit(self, prep: str, fold: int, plan: Optional[UnitPlan] = None) -> UnitInput:
         """The worker input of one (preprocessing, fold); the feature matrix is shared by the folds."""
         prepared_set = self.sets[prep]
         fold_of = np.array([self.folds[m] for m in self.ids])
         train = np.flatnonzero(fold_of != fold)
         test = np.flatnonzero(fold_of == fold)
-        return UnitInput(prep, fold, prepared_set.features, prepared_set.blocks, self.y, train, test,
+        unit = UnitInput(prep, fold, prepared_set.features, prepared_set.blocks, self.y, train, test,
                          len(self.classes), prepared_set.error)
+        if plan is not None and plan.mode != "precomputed":
+            unit.kernel_mode, unit.cache_mb = plan.mode, plan.cache_mb
+        return unit
 
 
 @dataclass
@@ -81,12 +85,16 @@ def check_groundtruth(groundtruth: Dict[str, str], documents: Dict[str, Any]) ->
                                % (cls, by_class[cls][0]))
 
 
-def prepare(ds: Dataset, opts: TrainOptions, only: Optional[Sequence[str]] = None) -> Prepared:
+def prepare(ds: Dataset, opts: TrainOptions, only: Optional[Sequence[str]] = None,
+            release_documents: bool = False) -> Prepared:
     check_groundtruth(ds.groundtruth, ds.documents)
     groundtruth, held_out = dict(ds.groundtruth), {}
     if opts.normalize:
         groundtruth, held_out = balance_classes(groundtruth, opts.seed)
-    merged = merge_documents({m: ds.documents[m] for m in groundtruth})
+    documents = {m: ds.documents[m] for m in groundtruth}
+    if release_documents:
+        ds.documents.clear()  # ours now: merge_documents drops each as it is flattened
+    merged = merge_documents(documents, release=release_documents)
     template = opts.template or choose_template([d.name for d in merged.raw_layout.descriptors])
     sets = {}
     for name in opts.preprocessing_values:
@@ -200,15 +208,23 @@ class _NoPool:
 
 def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkpoint_path: Optional[str] = None,
           progress: ProgressFn = None, should_stop: Optional[Callable[[], bool]] = None,
-          pool: str = "auto") -> TrainResult:
+          pool: str = "auto", memory_budget: Optional[int] = None, release_documents: bool = False) -> TrainResult:
     """Run the whole search; see the package docstring for the contract.
 
     ``workers`` is the most processes to use (default: the CPUs); with ``pool="auto"``
     a cost estimate decides whether worker processes finish sooner than this process
     (small grids and datasets train in-process); ``pool="always"`` uses them regardless.
+    ``memory_budget``: bytes for kernel matrices of all concurrent units (default
+    ``memory.kernel_budget()``); it limits how many units run at once and, when one
+    unit's kernels exceed it, lets libsvm compute kernel rows in its cache instead.
+    ``release_documents``: empty ``ds.documents`` as they are merged (the caller no
+    longer needs them; a large dataset then never holds documents and frame at once).
     """
     workers = workers or os.cpu_count() or 1
     units = len(opts.preprocessing_values) * opts.nfold
+    plan = plan_units(len(ds.groundtruth), opts.nfold, workers,
+                      kernel_budget() if memory_budget is None else memory_budget)
+    workers = min(workers, plan.concurrent)
     if pool == "always":
         workers = max(1, min(workers, units))
     else:
@@ -216,7 +232,7 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
                                  opts.nfold)
     _report(progress, "preparing", 0, 0, None, "merging and preprocessing %d recordings" % len(ds.groundtruth))
     with (WorkerPool(workers) if workers > 1 else _NoPool()) as pool:
-        prepared = prepare(ds, opts)
+        prepared = prepare(ds, opts, release_documents=release_documents)
         keys = [(p, k, c, g, f) for (p, k, c, g) in opts.combinations() for f in range(opts.nfold)]
         log = Checkpoint(checkpoint_path, fingerprint(prepared, opts))
         try:
@@ -242,7 +258,7 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
                     cells = [(k, c, g) for (p, k, c, g, f) in keys if p == prep and f == fold
                              and (p, k, c, g, f) not in done]
                     if cells:
-                        tasks.append((prepared.unit(prep, fold), cells))
+                        tasks.append((prepared.unit(prep, fold, plan), cells))
             if should_stop is not None and should_stop():
                 raise TrainingStopped("stopped before training")
             run_tasks(tasks, on_cell, pool, should_stop)
@@ -255,7 +271,8 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
     chosen = prepared.sets[best.preprocessing]
     try:
         model = fit_final(chosen.frame, chosen.steps, prepared.y, prepared.classes, slugify(ds.name) or "dataset",
-                          best.kernel, best.c, best.gamma, opts.seed)
+                          best.kernel, best.c, best.gamma, opts.seed,
+                          memory_budget=kernel_budget() if memory_budget is None else memory_budget)
     except FoldError as e:
         raise DatasetError("the final model cannot be trained: %s" % e) from None
     info = {"n_recordings": len(prepared.ids), "descriptors_dropped": len(prepared.merged.dropped),

@@ -210,3 +210,23 @@ def test_cost_estimate_keeps_small_grids_in_process():
     assert useful_workers(2, 2000, 3600, 25, 5) == 2  # 2,000 recordings: worth it
     assert useful_workers(8, 2000, 3600, 25, 5) <= 8
     assert useful_workers(64, 5000, 10, 1, 5) == 1, "never more processes than units"
+
+
+def test_memory_budget_plans_units():
+    from abrunnerd.trainer.memory import plan_units, unit_kernel_bytes
+
+    k = unit_kernel_bytes(10000, 5)
+    assert 16 * 8000 * 10000 <= k < 16 * 8100 * 10000
+    assert plan_units(10000, 5, 2, 3 * k) == (2, "precomputed", 100.0, k)
+    assert plan_units(10000, 5, 2, k + 1).concurrent == 1, "two units' kernels do not fit: one at a time"
+    fallback = plan_units(10000, 5, 2, k // 2)
+    assert fallback.mode == "libsvm" and fallback.concurrent == 2 and fallback.cache_mb == k // 4 / 1024.0 ** 2
+    opts = TrainOptions(seed=42)
+    assert estimate_peak_memory(10000, opts, workers=2, memory_budget=k // 2) < estimate_peak_memory(
+        10000, opts, workers=2, memory_budget=3 * k)
+
+
+def test_budgeted_path_gives_the_unbudgeted_results(small_dataset, small_result):
+    """Over budget, libsvm computes its own kernel rows in its cache: the same cells, the same best."""
+    tight = train(small_dataset, _opts(), workers=1, memory_budget=1)
+    assert tight.to_result_json() == small_result.to_result_json()
