@@ -5,8 +5,7 @@ then to the first in the job's grid order (see ``choose_best`` and docs/trainer.
 """
 import hashlib
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -30,8 +29,7 @@ TRAINER_VERSION = "1"
 ProgressFn = Optional[Callable[[Progress], None]]
 
 
-@dataclass
-class Prepared:
+class Prepared(NamedTuple):
     groundtruth: Dict[str, str]
     held_out: Dict[str, str]
     ids: List[str]
@@ -51,12 +49,11 @@ class Prepared:
         unit = UnitInput(prep, fold, prepared_set.features, prepared_set.blocks, self.y, train, test,
                          len(self.classes), prepared_set.error)
         if plan is not None and plan.mode != "precomputed":
-            unit.kernel_mode, unit.cache_mb = plan.mode, plan.cache_mb
+            unit = unit._replace(kernel_mode=plan.mode, cache_mb=plan.cache_mb)
         return unit
 
 
-@dataclass
-class PreparedSet:
+class PreparedSet(NamedTuple):
     """One preprocessing set fitted on all training data (or why it could not be)."""
 
     steps: list  # merge steps + the set's steps
