@@ -86,15 +86,15 @@ def _max_memory(value: Any) -> Optional[int]:
 
 
 def load_dataset(job_dir: str, spec: Dict[str, Any]) -> Any:
-    from abrunnerd.trainer import Dataset, load_dataset_dir
+    from abrunnerd.trainer import load_dataset_dir
 
     if spec.get("source") == "abdata":
         return load_dataset_dir(os.path.join(job_dir, "abdata"))
-    from abrunnerd.features_bundle import BundleError, decode_bundle, decode_limit
+    from abrunnerd.features_bundle import BundleError, decode_limit
+    from abrunnerd.trainer.bundle import dataset_from_bundle
 
     dataset = spec["dataset"]
     groundtruth = snapshot_groundtruth(dataset)
-    documents, artists = {}, {}
     limit = decode_limit(len(groundtruth), _max_memory(spec.get("max_memory")))
     with open(os.path.join(job_dir, "features.bin"), "rb") as f:
         size = os.fstat(f.fileno()).st_size
@@ -102,11 +102,7 @@ def load_dataset(job_dir: str, spec: Dict[str, Any]) -> Any:
             raise BundleError("features bundle is %d bytes, more than the %d this job's %d recordings may take"
                               % (size, limit, len(groundtruth)))
         data = f.read(limit + 1)
-    for mbid, doc, artist in decode_bundle(data, max_decompressed=limit, expected_records=len(groundtruth)):
-        documents[mbid] = doc
-        artists[mbid] = artist
-    return Dataset(name=dataset.get("name") or spec["job_id"], groundtruth=groundtruth,
-                   documents=documents, artists=artists)
+    return dataset_from_bundle(data, dataset.get("name") or spec["job_id"], groundtruth, max_decompressed=limit)
 
 
 def run(job_dir: str) -> int:

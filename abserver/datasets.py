@@ -214,13 +214,23 @@ def check_trainable(classes: List[Dict[str, Any]], have: Dict[str, Any]) -> None
                       % (len(missing), ", ".join(missing[:5])))
 
 
-def create_snapshot(conn, dataset_row) -> str:
-    """Freeze the dataset as it is now, with its features bundle (what the job trains on)."""
+def create_snapshot(conn, dataset_row, options: Optional[Dict[str, Any]] = None) -> str:
+    """Freeze the dataset as it is now, with its features bundle (what the job trains on).
+
+    With the job's ``options``, the bundle holds only what its preprocessing sets can use
+    when that trains the same (version 2, docs/protocol.md); otherwise every document.
+    """
     classes = json.loads(dataset_row.classes)
     mbids = sorted({m for c in classes for m in c["recordings"]})
     docs = get_documents(conn, mbids)
     check_trainable(classes, docs)
-    bundle = encode_bundle((m, strip_document(docs[m][0]), docs[m][1]) for m in mbids)
+    records = ((m, strip_document(docs[m][0]), docs[m][1]) for m in mbids)
+    if options is None:
+        bundle = encode_bundle(records)
+    else:
+        from abrunnerd.trainer.bundle import encode_for_job
+
+        bundle = encode_for_job(records, options)
     snapshot_id = str(uuid.uuid4())
     data = {"name": dataset_row.name, "description": dataset_row.description, "classes": classes}
     conn.execute(snapshots.insert().values(

@@ -32,7 +32,7 @@ def submit(conn, dataset_id: str, owner_id: int, location: str, options: Any, se
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ApiError(400, "bad_field", "seed must be an integer between 0 and %d" % MAX_SEED)
     dataset = get_dataset(conn, dataset_id, owner_id)
-    snapshot_id = create_snapshot(conn, dataset)
+    snapshot_id = create_snapshot(conn, dataset, opts)
     job_id = str(uuid.uuid4())
     ts = now()
     conn.execute(jobs.insert().values(

@@ -18,7 +18,8 @@ correct counts of ours and the naive baseline are compared cell by cell.
 
     .venv/bin/python benchmarks/train_grid.py [--workers 2] [--quick]
     .venv/bin/python benchmarks/train_grid.py --profile          # where a small job's CPU goes
-    .venv/bin/python benchmarks/train_grid.py --memory 10000     # synthetic AB-layout set: peak, wall, CPU-s
+    .venv/bin/python benchmarks/train_grid.py --memory 10000 --budget-mb 2048   # peak, wall, CPU-s
+    .venv/bin/python benchmarks/train_grid.py --memory 2000 --grid basic --budget-mb 2048 --compare-mb 40
     .venv/bin/python benchmarks/train_grid.py --datasets synthetic-2000 --naive-sample 60
 
 ``synthetic-N``: N recordings with AB's real descriptor layout, made (seeded) from
@@ -201,18 +202,50 @@ def child_naive(dataset: str, options: Dict[str, Any], sample: int) -> Dict[str,
     return out
 
 
-def child_memory(dataset: str, workers: int, options: Dict[str, Any], budget_mb: float) -> Dict[str, Any]:
-    from abrunnerd.trainer import TrainOptions, estimate_peak_memory, train
+def bundle_path(dataset: str, options: Dict[str, Any]) -> str:
+    """Where the synthetic dataset's features bundle (what the server would send) is cached."""
+    import hashlib
 
-    ds = load(dataset)
+    key = hashlib.sha256(json.dumps([dataset, options], sort_keys=True).encode()).hexdigest()[:12]
+    return os.path.join("/tmp", "abrunnerd-bench-%s-%s.bundle" % (dataset, key))
+
+
+def child_bundle(dataset: str, options: Dict[str, Any]) -> Dict[str, Any]:
+    """The server's side: encode the job's features bundle (version 2 when the job allows it)."""
+    from abrunnerd.trainer.bundle import encode_for_job
+
+    path = bundle_path(dataset, options)
+    if not os.path.exists(path):
+        ds = load(dataset)
+        data = encode_for_job(((m, ds.documents[m], None) for m in sorted(ds.groundtruth)), options)
+        with open(path + ".part", "wb") as f:
+            f.write(data)
+        os.replace(path + ".part", path)
+        with open(path + ".json", "w") as f:
+            json.dump(ds.groundtruth, f)
+    return {"path": path, "bytes": os.path.getsize(path)}
+
+
+def child_memory(dataset: str, workers: int, options: Dict[str, Any], budget_mb: float) -> Dict[str, Any]:
+    """The training process's side: decode the bundle and train within the kernel budget (0: the default)."""
+    from abrunnerd.trainer import TrainOptions, estimate_peak_memory, train
+    from abrunnerd.trainer.bundle import dataset_from_bundle
+    from abrunnerd.trainer.memory import kernel_budget
+
+    path = bundle_path(dataset, options)
+    with open(path + ".json") as f:
+        groundtruth = json.load(f)
+    with open(path, "rb") as f:
+        ds = dataset_from_bundle(f.read(), dataset, groundtruth)
     opts = TrainOptions.from_job_options(options, seed=42)
-    kwargs = {"memory_budget": int(budget_mb * 1024 ** 2)} if budget_mb else {}
+    budget = int(budget_mb * 1024 ** 2) if budget_mb else kernel_budget()
     t0 = time.monotonic()
-    res = train(ds, opts, workers=workers, **kwargs)
-    est = estimate_peak_memory(len(ds.groundtruth), opts, workers=workers, **kwargs) / 1024.0 ** 2
+    res = train(ds, opts, workers=workers, memory_budget=budget, release_documents=True)
+    est = estimate_peak_memory(len(ds.groundtruth), opts, workers=workers, memory_budget=budget) / 1024.0 ** 2
     best = res.best
     return {"train_wall_s": time.monotonic() - t0, "estimate_mb": est, "n": len(ds.groundtruth),
-            "best": [best.preprocessing, best.kernel, best.c, best.gamma], "table": _table(res)}
+            "budget_mb": budget / 1024.0 ** 2, "best": [best.preprocessing, best.kernel, best.c, best.gamma],
+            "table": _table(res)}
 
 
 def child_profile(dataset: str, options: Dict[str, Any]) -> Dict[str, Any]:
@@ -312,15 +345,26 @@ def report_synthetic(dataset: str, workers: int, sample: int) -> None:
         naive_wall / ours["train_wall_s"], _agree(ours, naive), naive["fits"], ours["best"]))
 
 
-def report_memory(n: int, workers: int, budget_mb: float, grid: str) -> None:
-    options = {} if grid == "ab" else ONE_CONFIG
-    print("== synthetic-%d, %s, at most %d worker(s), budget %s; %s" % (
-        n, "AB's grid" if grid == "ab" else "one configuration", workers,
-        "%.0f MB" % budget_mb if budget_mb else "default", _load_average()))
-    m = run_child(["--child", "memory", "--dataset", "synthetic-%d" % n, "--workers", str(workers),
-                   "--options", json.dumps(options), "--budget-mb", str(budget_mb)])
-    print("peak RSS of all processes %.0f MB (goal <= 4096), wall %.1f s, CPU-s %.1f; estimate_peak_memory %.0f MB; "
-          "best %s" % (m["peak_tree_mb"], m["wall_s"], m["cpu_s"], m["estimate_mb"], m["best"]))
+def report_memory(n: int, workers: int, budget_mb: float, grid: str, compare_mb: float) -> None:
+    options = {"ab": {}, "one": ONE_CONFIG, "basic": ONE_PREPROCESSING}[grid]
+    dataset = "synthetic-%d" % n
+    made = run_child(["--child", "bundle", "--dataset", dataset, "--options", json.dumps(options)])
+    print("== %s (bundle %.1f MB, made by the server's encoder), grid %s, at most %d worker(s); %s" % (
+        dataset, made["bytes"] / 1024.0 ** 2, grid, workers, _load_average()))
+    budgets = [budget_mb] + ([compare_mb] if compare_mb else [])
+    runs = []
+    for budget in budgets:
+        m = run_child(["--child", "memory", "--dataset", dataset, "--workers", str(workers),
+                       "--options", json.dumps(options), "--budget-mb", str(budget)])
+        runs.append(m)
+        print("kernel budget %.0f MB: peak RSS of all processes %.0f MB (goal <= 4096), wall %.1f s, %.1f CPU-s; "
+              "estimate_peak_memory %.0f MB; best %s" % (m["budget_mb"], m["peak_tree_mb"], m["wall_s"], m["cpu_s"],
+                                                          m["estimate_mb"], m["best"]))
+    if len(runs) == 2:
+        a, b = runs
+        same = sum(a["table"][k] == b["table"][k] for k in a["table"])
+        print("per-configuration fold counts identical: %d/%d; best %s" % (
+            same, len(a["table"]), "identical" if a["best"] == b["best"] else "DIFFERENT"))
     print(_load_average() + " at end")
 
 
@@ -332,9 +376,13 @@ def main() -> int:
     parser.add_argument("--datasets", default="ab-real-1", help="ab-real-1 and/or synthetic-N, comma-separated")
     parser.add_argument("--naive-sample", type=int, default=60, help="fits timed for a synthetic naive baseline")
     parser.add_argument("--memory", type=int, metavar="N", help="peak RSS, wall and CPU-s on synthetic-N")
-    parser.add_argument("--grid", choices=["one", "ab"], default="one", help="with --memory: which grid")
-    parser.add_argument("--budget-mb", type=float, default=0.0, help="with --memory: kernel memory budget")
-    parser.add_argument("--child", choices=["ours", "naive", "memory", "profile"], help=argparse.SUPPRESS)
+    parser.add_argument("--grid", choices=["one", "basic", "ab"], default="one",
+                        help="with --memory: one configuration, the 720-fit basic grid, or AB's grid")
+    parser.add_argument("--budget-mb", type=float, default=0.0,
+                        help="with --memory: kernel memory budget (default: half of the available RAM)")
+    parser.add_argument("--compare-mb", type=float, default=0.0,
+                        help="with --memory: train again with this budget and compare every fold count")
+    parser.add_argument("--child", choices=["ours", "naive", "memory", "profile", "bundle"], help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--sample", type=int, default=0, help=argparse.SUPPRESS)
@@ -347,6 +395,8 @@ def main() -> int:
             out = child_naive(args.dataset, options, args.sample)
         elif args.child == "memory":
             out = child_memory(args.dataset, args.workers, options, args.budget_mb)
+        elif args.child == "bundle":
+            out = child_bundle(args.dataset, options)
         else:
             out = child_profile(args.dataset, options)
         print(json.dumps(out))
@@ -363,7 +413,7 @@ def main() -> int:
         print(r["profile"])
         return 0
     if args.memory:
-        report_memory(args.memory, args.workers, args.budget_mb, args.grid)
+        report_memory(args.memory, args.workers, args.budget_mb, args.grid, args.compare_mb)
         return 0
     for name in args.datasets.split(","):
         if name == "ab-real-1":

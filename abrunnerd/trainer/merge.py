@@ -62,7 +62,6 @@ def merge_documents(documents: Dict[str, dict], release: bool = False) -> Merged
     types, lengths, dropped = common_layout(flats, ids)
     if not types:
         raise DatasetError("the low-level documents have no descriptor in common")
-    raw_layout = Layout([Descriptor(n, t, VARIABLE, 1) for n, t in sorted(types.items())])
     # removevl: length differs between points or is empty in the first point
     variable = sorted(n for n in types if len(lengths[n]) > 1 or 0 in lengths[n])
     fixed = {n: next(iter(lengths[n])) for n in types if n not in set(variable)}
@@ -79,13 +78,18 @@ def merge_documents(documents: Dict[str, dict], release: bool = False) -> Merged
     for n in constant:
         del values[n]
     removed = sorted(set(variable) | set(constant))
-    frame = Frame(ids, values, {n: types[n] for n in values})
+    return assemble(Frame(ids, values, {n: types[n] for n in values}), types, removed, dropped)
+
+
+def assemble(frame: Frame, raw_types: Dict[str, int], removed: List[str], dropped: Dict[str, List[str]]) -> Merged:
+    """The merge's result from its decisions (also how a reduced features bundle is turned into one)."""
+    raw_layout = Layout([Descriptor(n, t, VARIABLE, 1) for n, t in sorted(raw_types.items())])
     steps = []
     if removed:
         steps.append(Step("remove", "removedesc", {"descriptorNames": StringList(removed)},
                           {"descriptorNames": StringList(removed)}, {}, raw_layout))
-    kept = sorted(values)
-    vl_layout = Layout([Descriptor(n, types[n], VARIABLE, 1) for n in kept])
+    kept = frame.names()
+    vl_layout = Layout([Descriptor(n, raw_types[n], VARIABLE, 1) for n in kept])
     steps.append(Step("fixlength", "fixlengthapplier", {"descriptorNames": StringList(kept)},
                       {"descriptorNames": StringList(kept)}, {}, vl_layout))
     return Merged(frame, steps, raw_layout, dropped, removed)

@@ -84,14 +84,21 @@ def check_groundtruth(groundtruth: Dict[str, str], documents: Dict[str, Any]) ->
 
 def prepare(ds: Dataset, opts: TrainOptions, only: Optional[Sequence[str]] = None,
             release_documents: bool = False) -> Prepared:
-    check_groundtruth(ds.groundtruth, ds.documents)
     groundtruth, held_out = dict(ds.groundtruth), {}
-    if opts.normalize:
-        groundtruth, held_out = balance_classes(groundtruth, opts.seed)
-    documents = {m: ds.documents[m] for m in groundtruth}
-    if release_documents:
-        ds.documents.clear()  # ours now: merge_documents drops each as it is flattened
-    merged = merge_documents(documents, release=release_documents)
+    if ds.merged is not None:  # a version-2 bundle: merged by the server, for exactly these recordings
+        check_groundtruth(ds.groundtruth, {m: {} for m in ds.merged.frame.ids})
+        if opts.normalize:
+            raise DatasetError("this features bundle cannot train a job with normalize (class balancing); "
+                               "the server should have sent the complete form")
+        merged = ds.merged
+    else:
+        check_groundtruth(ds.groundtruth, ds.documents)
+        if opts.normalize:
+            groundtruth, held_out = balance_classes(groundtruth, opts.seed)
+        documents = {m: ds.documents[m] for m in groundtruth}
+        if release_documents:
+            ds.documents.clear()  # ours now: merge_documents drops each as it is flattened
+        merged = merge_documents(documents, release=release_documents)
     template = opts.template or choose_template([d.name for d in merged.raw_layout.descriptors])
     sets = {}
     for name in opts.preprocessing_values:
