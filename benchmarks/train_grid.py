@@ -226,7 +226,8 @@ def child_bundle(dataset: str, options: Dict[str, Any]) -> Dict[str, Any]:
     return {"path": path, "bytes": os.path.getsize(path)}
 
 
-def child_memory(dataset: str, workers: int, options: Dict[str, Any], budget_mb: float) -> Dict[str, Any]:
+def child_memory(dataset: str, workers: int, options: Dict[str, Any], budget_mb: float,
+                 stop_after: int = 0) -> Dict[str, Any]:
     """The training process's side: decode the bundle and train within the kernel budget (0: the default)."""
     from abrunnerd.trainer import TrainOptions, estimate_peak_memory, train
     from abrunnerd.trainer.bundle import dataset_from_bundle
@@ -240,8 +241,23 @@ def child_memory(dataset: str, workers: int, options: Dict[str, Any], budget_mb:
     opts = TrainOptions.from_job_options(options, seed=42)
     budget = int(budget_mb * 1024 ** 2) if budget_mb else kernel_budget()
     t0 = time.monotonic()
-    res = train(ds, opts, workers=workers, memory_budget=budget, release_documents=True)
     est = estimate_peak_memory(len(ds.groundtruth), opts, workers=workers, memory_budget=budget) / 1024.0 ** 2
+    if stop_after:  # every set prepared, then the first cells: the peak without hours of fits
+        from abrunnerd.trainer import TrainingStopped
+
+        seen = {"cells": 0}
+
+        def progress(p: Any) -> None:
+            seen["cells"] = p.cells_done
+
+        try:
+            train(ds, opts, workers=workers, memory_budget=budget, release_documents=True, progress=progress,
+                  should_stop=lambda: seen["cells"] >= stop_after)
+        except TrainingStopped:
+            pass
+        return {"train_wall_s": time.monotonic() - t0, "estimate_mb": est, "n": len(ds.groundtruth),
+                "budget_mb": budget / 1024.0 ** 2, "best": "stopped after %d cells" % seen["cells"], "table": {}}
+    res = train(ds, opts, workers=workers, memory_budget=budget, release_documents=True)
     best = res.best
     return {"train_wall_s": time.monotonic() - t0, "estimate_mb": est, "n": len(ds.groundtruth),
             "budget_mb": budget / 1024.0 ** 2, "best": [best.preprocessing, best.kernel, best.c, best.gamma],
@@ -345,7 +361,7 @@ def report_synthetic(dataset: str, workers: int, sample: int) -> None:
         naive_wall / ours["train_wall_s"], _agree(ours, naive), naive["fits"], ours["best"]))
 
 
-def report_memory(n: int, workers: int, budget_mb: float, grid: str, compare_mb: float) -> None:
+def report_memory(n: int, workers: int, budget_mb: float, grid: str, compare_mb: float, stop_after: int) -> None:
     options = {"ab": {}, "one": ONE_CONFIG, "basic": ONE_PREPROCESSING}[grid]
     dataset = "synthetic-%d" % n
     made = run_child(["--child", "bundle", "--dataset", dataset, "--options", json.dumps(options)])
@@ -355,7 +371,7 @@ def report_memory(n: int, workers: int, budget_mb: float, grid: str, compare_mb:
     runs = []
     for budget in budgets:
         m = run_child(["--child", "memory", "--dataset", dataset, "--workers", str(workers),
-                       "--options", json.dumps(options), "--budget-mb", str(budget)])
+                       "--options", json.dumps(options), "--budget-mb", str(budget), "--stop-after", str(stop_after)])
         runs.append(m)
         print("kernel budget %.0f MB: peak RSS of all processes %.0f MB (goal <= 4096), wall %.1f s, %.1f CPU-s; "
               "estimate_peak_memory %.0f MB; best %s" % (m["budget_mb"], m["peak_tree_mb"], m["wall_s"], m["cpu_s"],
@@ -382,6 +398,8 @@ def main() -> int:
                         help="with --memory: kernel memory budget (default: half of the available RAM)")
     parser.add_argument("--compare-mb", type=float, default=0.0,
                         help="with --memory: train again with this budget and compare every fold count")
+    parser.add_argument("--stop-after", type=int, default=0,
+                        help="with --memory: stop after this many fits (peak of a grid too long to finish)")
     parser.add_argument("--child", choices=["ours", "naive", "memory", "profile", "bundle"], help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
@@ -394,7 +412,7 @@ def main() -> int:
         elif args.child == "naive":
             out = child_naive(args.dataset, options, args.sample)
         elif args.child == "memory":
-            out = child_memory(args.dataset, args.workers, options, args.budget_mb)
+            out = child_memory(args.dataset, args.workers, options, args.budget_mb, args.stop_after)
         elif args.child == "bundle":
             out = child_bundle(args.dataset, options)
         else:
@@ -413,7 +431,7 @@ def main() -> int:
         print(r["profile"])
         return 0
     if args.memory:
-        report_memory(args.memory, args.workers, args.budget_mb, args.grid, args.compare_mb)
+        report_memory(args.memory, args.workers, args.budget_mb, args.grid, args.compare_mb, args.stop_after)
         return 0
     for name in args.datasets.split(","):
         if name == "ab-real-1":
