@@ -10,6 +10,7 @@ import sys
 from typing import Any, Dict
 
 from abrunnerd.config import DEFAULT_CONFIG, EX_CONFIG, ConfigError, load_config, load_token
+from abrunnerd.sinks import terminal
 
 EX_UNAVAILABLE = 69
 
@@ -41,13 +42,23 @@ def _bus_spec(args: argparse.Namespace) -> str:
     if os.environ.get("ABRUNNERD_DBUS_ADDRESS"):
         return os.environ["ABRUNNERD_DBUS_ADDRESS"]
     try:
-        return load_config(args.config).dbus_bus
+        return load_config(args.config, check_dirs=False).dbus_bus
     except ConfigError:
         return "system"
 
 
+def _import_dbus() -> Any:
+    try:
+        import dbus
+    except ImportError:
+        print("abrunnerctl: this command talks to abrunnerd over D-Bus and needs dbus-python "
+              "(apt install python3-dbus, or pip install dbus-python)", file=sys.stderr)
+        raise SystemExit(EX_UNAVAILABLE)
+    return dbus
+
+
 def _proxy(args: argparse.Namespace) -> Any:
-    import dbus
+    dbus = _import_dbus()
 
     from abrunnerd.reporting.dbus_service import BUS_NAME, INTERFACE, OBJECT_PATH, connect
 
@@ -56,7 +67,7 @@ def _proxy(args: argparse.Namespace) -> Any:
 
 
 def _call(args: argparse.Namespace, method: str) -> Any:
-    import dbus
+    dbus = _import_dbus()
 
     try:
         return getattr(_proxy(args), method)()
@@ -68,7 +79,7 @@ def _call(args: argparse.Namespace, method: str) -> Any:
         elif name.endswith("AccessDenied"):
             print("abrunnerctl: not allowed: %s needs root or group abrunner" % method.lower(), file=sys.stderr)
         else:
-            print("abrunnerctl: %s" % (exc.get_dbus_message() or name), file=sys.stderr)
+            print("abrunnerctl: %s" % terminal(exc.get_dbus_message() or name), file=sys.stderr)
         raise SystemExit(EX_UNAVAILABLE)
 
 
@@ -80,6 +91,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         import json
         print(json.dumps(snap, indent=1, sort_keys=True))
         return 0
+    snap = {k: terminal(v) if isinstance(v, str) else v for k, v in snap.items()}  # daemon text is server text
     print(summary(snap))
     if snap.get("job_id"):
         print("job:      %s (dataset %s)" % (snap["job_id"], snap.get("dataset_id") or "?"))
@@ -96,7 +108,22 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("eta:      " + format_duration(eta))
     if snap.get("last_error"):
         print("last error: %s" % snap["last_error"])
+    _print_local_results(args)
     return 0
+
+
+def _print_local_results(args: argparse.Namespace) -> None:
+    """Jobs trained here and kept locally (servers with only AcousticBrainz's API)."""
+    from abrunnerd.state import StateStore
+
+    try:
+        cfg = load_config(args.config, check_dirs=False)
+    except ConfigError:
+        return
+    results = StateStore(cfg.work_dir).local_results()
+    if results:
+        print("kept locally (the server cannot take results): %d job(s) in %s/results"
+              % (len(results), terminal(cfg.work_dir)))
 
 
 def _plain(value: Any) -> Any:
@@ -119,7 +146,7 @@ def cmd_control(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Any:
     from abrunnerd.client import Client
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, check_dirs=False)
     token = load_token(cfg)
     if token is None:
         raise ConfigError(cfg.path, ["no token: put it into %s (chmod 0640, chown root:abrunner)" % cfg.token_file])
@@ -127,38 +154,61 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from abrunnerd.client import ClientError
+    from abrunnerd.client import AuthError, ClientError, NotFound, RedirectError
 
     try:
+        load_config(args.config)  # everything the daemon checks, work_dir included
         cfg, client = _client(args)
     except ConfigError as exc:
-        print("abrunnerctl: configuration error in %s" % exc, file=sys.stderr)
+        print("abrunnerctl: configuration error in %s" % terminal(str(exc), 20000), file=sys.stderr)
         return EX_CONFIG
     print("%s: configuration is valid" % cfg.path)
     try:
-        who = client.whoami()
-    except ClientError as exc:
-        print("abrunnerctl: %s" % exc, file=sys.stderr)
+        try:
+            who = client.whoami()
+        except (NotFound, RedirectError) as exc:
+            # AcousticBrainz answers unknown paths (whoami) before it checks the token: ask
+            # for the job list instead, which it does check.
+            client.pending_jobs()
+            print("the token is accepted by %s, a server with only AcousticBrainz's API (whoami answers %s): "
+                  "jobs are trained here and their results kept in %s/results"
+                  % (cfg.server_url, "HTTP %d" % getattr(exc, "status", 0), cfg.work_dir))
+            return 0
+    except AuthError as exc:
+        print("abrunnerctl: token rejected: %s" % terminal(str(exc)), file=sys.stderr)
         return EX_UNAVAILABLE
-    print("token belongs to %s on %s (server %s, API %s)" % (who.get("username"), cfg.server_url,
-                                                           who.get("server_version"), who.get("api_version")))
+    except ClientError as exc:
+        print("abrunnerctl: %s" % terminal(str(exc)), file=sys.stderr)
+        return EX_UNAVAILABLE
+    print("token belongs to %s on %s (server %s, API %s)" % (
+        terminal(who.get("username")), cfg.server_url, terminal(who.get("server_version")),
+        terminal(who.get("api_version"))))
     return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     from abrunnerd.client import ClientError
+    from abrunnerd.state import StateStore
 
     try:
         cfg, client = _client(args)
         jobs = client.pending_jobs()
     except ConfigError as exc:
-        print("abrunnerctl: configuration error in %s" % exc, file=sys.stderr)
+        print("abrunnerctl: configuration error in %s" % terminal(str(exc), 20000), file=sys.stderr)
         return EX_CONFIG
     except ClientError as exc:
-        print("abrunnerctl: %s" % exc, file=sys.stderr)
+        print("abrunnerctl: %s" % terminal(str(exc)), file=sys.stderr)
         return EX_UNAVAILABLE
+    local = {r["job_id"]: r for r in StateStore(cfg.work_dir).local_results()}
     if not jobs:
         print("no pending remote jobs")
     for job in jobs:
-        print("%s  %-30s  %s" % (job["job_id"], job.get("dataset_name", ""), job.get("created", "")))
+        note = ""
+        if job.job_id in local:
+            r = local[job.job_id]
+            note = ("  [failed here: %s]" % terminal(r["failed"], 200) if r["failed"] else
+                    "  [trained here: accuracy %.2f %%, result in %s]" % (r["accuracy"] or 0.0, r["path"]))
+        print("%s  %-30s  %s%s" % (job.job_id, terminal(job.dataset_name, 200), terminal(job.created, 64), note))
+    for problem in client.left_out:
+        print("abrunnerctl: left out: %s" % terminal(problem), file=sys.stderr)
     return 0

@@ -1,28 +1,22 @@
 """The Flask application factory: wiring only (auth, errors, blueprints); handlers live in api/."""
-import json
 import logging
-from pathlib import Path
 from typing import Optional
 
 import sqlalchemy.exc
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
+from .api import blueprint as api_blueprint
 from .config import ServerConfig
+from .context import CONFIG_KEY, ENGINE_KEY
 from .db import make_engine
 from .errors import ApiError
 from .migrations import current_version, latest_version
+from .responses import json_response
+from .text import sanitize
 
 log = logging.getLogger("abserver")
-OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
-AB_NO_AUTH = "You need to provide an Authorization header."
-
-
-def json_response(body, status: int = 200, headers: Optional[dict] = None, allow_nan: bool = False) -> Response:
-    """Sorted keys like AB; NaN only where documents may hold it (written as Python's json does)."""
-    data = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=allow_nan)
-    return Response(data + "\n", status=status, headers=headers, content_type="application/json; charset=utf-8")
 
 
 def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
@@ -36,12 +30,12 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
                            "'abserver init-db --db URL' (it upgrades in place)" % (version, latest_version()))
     app = Flask("abserver")
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
-    app.extensions["abserver.engine"] = engine
-    app.extensions["abserver.config"] = config
+    app.extensions[ENGINE_KEY] = engine
+    app.extensions[CONFIG_KEY] = config
+    app.register_blueprint(api_blueprint, url_prefix="/api/v1")
+    from .web import init_app as init_web_pages
 
-    from .api import blueprint
-
-    app.register_blueprint(blueprint, url_prefix="/api/v1")
+    init_web_pages(app)  # the owner's web pages (docs/web.md)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -49,11 +43,15 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
-                 400: "bad_request"}
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+                 408: "request_timeout", 411: "length_required", 413: "too_large", 414: "uri_too_long",
+                 415: "unsupported_media_type", 416: "bad_range", 428: "precondition_required",
+                 429: "too_many_requests", 431: "headers_too_large", 500: "internal_error",
+                 501: "not_implemented", 503: "unavailable"}
         message = exc.description or exc.name
         if exc.code == 404:
-            message = "no such endpoint: %s %s (see /api/v1/openapi.json)" % (request.method, request.path)
+            message = "no such endpoint: %s %s (see /api/v1/openapi.json)" % (sanitize(request.method, 16),
+                                                                                sanitize(request.path, 200))
         body = ApiError(exc.code or 500, codes.get(exc.code or 0, "http_error"), message).body()
         response = json_response(body, exc.code or 500)
         if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
@@ -85,16 +83,4 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
     return app
 
 
-def engine():
-    from flask import current_app
-
-    return current_app.extensions["abserver.engine"]
-
-
-def config() -> ServerConfig:
-    from flask import current_app
-
-    return current_app.extensions["abserver.config"]
-
-
-__all__ = ["create_app", "json_response", "engine", "config", "g", "AB_NO_AUTH"]
+__all__ = ["create_app"]

@@ -11,19 +11,24 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import sqlalchemy as sa
 
-from . import leases
+from . import events, leases
 from .config import ServerConfig
-from .datasets import create_snapshot, get_dataset
+from .datasets import build_snapshot, get_dataset, store_snapshot
 from .errors import ApiError, conflict, not_found
 from .options import normalize_options
-from .tables import datasets, jobs, snapshots
+from .tables import bundles, datasets, jobs, snapshots
 from .timefmt import http_date, now
 
 MAX_SEED = 2 ** 31 - 1
 
 
-def submit(conn, dataset_id: str, owner_id: int, location: str, options: Any, seed: Optional[int]) -> str:
-    """Freeze a snapshot of the owner's dataset and queue a job on it."""
+def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: str, options: Any,
+           seed: Optional[int]) -> str:
+    """Freeze a snapshot of the owner's dataset and queue a job on it.
+
+    The bundle is built on a read connection, outside any write transaction (on SQLite a
+    write transaction holds the database's only write lock, which every ping needs);
+    only the short insert of snapshot and job takes it."""
     if location not in ("remote", "local"):
         raise ApiError(400, "bad_field", "eval_location must be \"remote\" or \"local\"")
     opts = normalize_options(options)
@@ -31,15 +36,20 @@ def submit(conn, dataset_id: str, owner_id: int, location: str, options: Any, se
         seed = 42
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ApiError(400, "bad_field", "seed must be an integer between 0 and %d" % MAX_SEED)
-    dataset = get_dataset(conn, dataset_id, owner_id)
-    snapshot_id = create_snapshot(conn, dataset, opts)
-    job_id = str(uuid.uuid4())
-    ts = now()
-    conn.execute(jobs.insert().values(
-        id=job_id, owner_id=owner_id, dataset_id=dataset_id, snapshot_id=snapshot_id,
-        status="pending", eval_location=location, options=json.dumps(opts), seed=seed,
-        created=ts, updated=ts, stall_count=0,
-    ))
+    with engine.connect() as conn:
+        dataset = get_dataset(conn, dataset_id, owner_id)
+        built = build_snapshot(conn, dataset, opts)
+    with engine.begin() as conn:
+        get_dataset(conn, dataset_id, owner_id)
+        snapshot_id = store_snapshot(conn, dataset_id, built)
+        job_id = str(uuid.uuid4())
+        ts = now()
+        conn.execute(jobs.insert().values(
+            id=job_id, owner_id=owner_id, dataset_id=dataset_id, snapshot_id=snapshot_id,
+            status="pending", eval_location=location, options=json.dumps(opts), seed=seed,
+            created=ts, updated=ts, stall_count=0,
+        ))
+        events.record(conn, job_id, "submitted", {"location": location})
     return job_id
 
 
@@ -87,13 +97,15 @@ def snapshot_of(conn, job) -> Any:
 
 def bundle_digest(conn, job) -> Tuple[str, int]:
     """(SHA-256, size) of the job's features bundle, without loading it."""
-    row = conn.execute(sa.select(snapshots.c.bundle_sha256, sa.func.length(snapshots.c.bundle))
+    row = conn.execute(sa.select(bundles.c.sha256, bundles.c.size_bytes)
+                       .select_from(snapshots.join(bundles, bundles.c.sha256 == snapshots.c.bundle_sha256))
                        .where(snapshots.c.id == job.snapshot_id)).first()
     return row[0], int(row[1])
 
 
 def bundle_of(conn, job) -> Any:
-    return conn.execute(sa.select(snapshots.c.bundle, snapshots.c.bundle_sha256)
+    return conn.execute(sa.select(bundles.c.data.label("bundle"), bundles.c.sha256.label("bundle_sha256"))
+                        .select_from(snapshots.join(bundles, bundles.c.sha256 == snapshots.c.bundle_sha256))
                         .where(snapshots.c.id == job.snapshot_id)).first()
 
 
@@ -148,6 +160,7 @@ def claim(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: Server
             leases.progress_dict({"stage": "claimed", "runner_name": body["runner_name"],
                                   "runner_version": body["runner_version"]}, http_date(ts))))
     _update(conn, job, values)
+    events.record(conn, job.id, "resumed" if resumed else "claimed", {"runner_name": body["runner_name"]})
     return {"job_id": job.id, "lease_id": lease_id, "lease_seconds": config.lease_seconds,
             "ping_interval": config.ping_interval, "seed": job.seed, "resumed": resumed}
 
@@ -227,6 +240,12 @@ def _ping_once(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: S
         values["status_msg"] = None
     if conn.execute(_UPDATE_PING, values).rowcount != 1:
         return None
+    events.record(conn, job.id, "ping", {k: body.get(k) for k in ("stage", "cells_done", "cells_total",
+                                                                   "eta_seconds", "message")})
+    if values["stalled_at"] is not None and job.stalled_at is None:
+        events.record(conn, job.id, "stalled", {"message": values["status_msg"]})
+    elif values["stalled_at"] is None and job.stalled_at is not None:
+        events.record(conn, job.id, "unstalled")
     return answer
 
 
@@ -234,6 +253,7 @@ def fail(conn, job_id: str, owner_id: int, lease_id: str, reason: str) -> None:
     job = get_job(conn, job_id, owner_id, lock=True)
     leases.check_upload_lease(job, lease_id, now())
     _update(conn, job, {"status": "failed", "status_msg": reason, "updated": now()})
+    events.record(conn, job.id, "failed", {"reason": reason})
 
 
 def cancel(conn, job_id: str, owner_id: int) -> str:
@@ -243,9 +263,11 @@ def cancel(conn, job_id: str, owner_id: int) -> str:
     if job.status in ("done", "failed"):
         raise conflict("job_finished", "job is already %s and cannot be canceled" % job.status)
     _update(conn, job, {"status": "canceled", "status_msg": "canceled by the owner", "updated": now()})
+    events.record(conn, job.id, "canceled")
     return "canceled"
 
 
 def store_result(conn, job, result: Dict[str, Any], model: bytes, upload_sha256: str) -> None:
     _update(conn, job, {"status": "done", "status_msg": None, "result": json.dumps(result),
                         "model": model, "upload_sha256": upload_sha256, "updated": now()})
+    events.record(conn, job.id, "done", {"accuracy": result.get("accuracy")})

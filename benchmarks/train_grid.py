@@ -44,6 +44,7 @@ sys.path.insert(0, REPO)
 
 ONE_CONFIG = {"c_values": [11], "gamma_values": [-11], "preprocessing_values": ["gaussianized"]}
 ONE_PREPROCESSING = {"preprocessing_values": ["basic"]}  # 2 kernels x 9 C x 8 gamma x 5 folds = 720 fits
+SMALL_GRID = {"c_values": [1, 5, 9], "gamma_values": [-9, -5, -1], "preprocessing_values": ["basic"]}  # 90 fits
 GOALS = {"ab_grid_cpu": 6.0, "one_config_cpu": 1.5, "one_prep_ratio": 20.0}
 
 
@@ -206,7 +207,8 @@ def bundle_path(dataset: str, options: Dict[str, Any]) -> str:
     """Where the synthetic dataset's features bundle (what the server would send) is cached."""
     import hashlib
 
-    key = hashlib.sha256(json.dumps([dataset, options], sort_keys=True).encode()).hexdigest()[:12]
+    form = [options.get("preprocessing_values"), options.get("normalize")]  # what the bundle depends on
+    key = hashlib.sha256(json.dumps([dataset, form], sort_keys=True).encode()).hexdigest()[:12]
     return os.path.join("/tmp", "abrunnerd-bench-%s-%s.bundle" % (dataset, key))
 
 
@@ -362,7 +364,7 @@ def report_synthetic(dataset: str, workers: int, sample: int) -> None:
 
 
 def report_memory(n: int, workers: int, budget_mb: float, grid: str, compare_mb: float, stop_after: int) -> None:
-    options = {"ab": {}, "one": ONE_CONFIG, "basic": ONE_PREPROCESSING}[grid]
+    options = {"ab": {}, "one": ONE_CONFIG, "basic": ONE_PREPROCESSING, "small": SMALL_GRID}[grid]
     dataset = "synthetic-%d" % n
     made = run_child(["--child", "bundle", "--dataset", dataset, "--options", json.dumps(options)])
     print("== %s (bundle %.1f MB, made by the server's encoder), grid %s, at most %d worker(s); %s" % (
@@ -392,8 +394,8 @@ def main() -> int:
     parser.add_argument("--datasets", default="ab-real-1", help="ab-real-1 and/or synthetic-N, comma-separated")
     parser.add_argument("--naive-sample", type=int, default=60, help="fits timed for a synthetic naive baseline")
     parser.add_argument("--memory", type=int, metavar="N", help="peak RSS, wall and CPU-s on synthetic-N")
-    parser.add_argument("--grid", choices=["one", "basic", "ab"], default="one",
-                        help="with --memory: one configuration, the 720-fit basic grid, or AB's grid")
+    parser.add_argument("--grid", choices=["one", "small", "basic", "ab"], default="one",
+                        help="with --memory: one configuration, 90 fits on basic, the 720-fit basic grid, or AB's")
     parser.add_argument("--budget-mb", type=float, default=0.0,
                         help="with --memory: kernel memory budget (default: half of the available RAM)")
     parser.add_argument("--compare-mb", type=float, default=0.0,

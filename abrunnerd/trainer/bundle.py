@@ -9,7 +9,7 @@ and sizes and the merge's decisions, and sends values only for the rest:
     meta = {"form": "reduced", "template": T,
             "records": [[mbid, artist|null], ...]          # sorted by MBID: the merge's row order
             "raw": [[name, type], ...]                      # the merge's raw layout
-            "removed": [name, ...]                          # removevl + constant (merge's "remove")
+            "variable": [name, ...], "constant": [name, ...]  # removevl, cleaner: the merge's "remove"
             "dropped": {name: [mbid, ...]},                 # descriptors not in every document
             "kept": [[name, type, size, used], ...],        # the merged frame's descriptors
             "strings": {name: [[str, ...] per record]}}      # used String descriptors
@@ -42,7 +42,7 @@ Record = Tuple[str, Dict[str, Any], Optional[str]]
 
 def reduced_form_allowed(opts: TrainOptions, template: str) -> bool:
     """True when every preprocessing set of the job begins by removing the template's unused descriptors."""
-    if opts.normalize or (opts.template is not None and opts.template != template):
+    if opts.normalize or opts.excluded or (opts.template is not None and opts.template != template):
         return False
     unused = TEMPLATES[template][0]
     for name in opts.preprocessing_values:
@@ -85,7 +85,8 @@ def encode_merged(merged: Merged, template: str, unused: set, artists: Dict[str,
     meta = {"form": "reduced", "template": template,
             "records": [[m, artists.get(m)] for m in frame.ids],
             "raw": [[d.name, d.type] for d in merged.raw_layout.descriptors],
-            "removed": list(merged.removed), "dropped": merged.dropped, "kept": kept, "strings": strings}
+            "variable": list(merged.variable_length), "constant": list(merged.constant),
+            "dropped": merged.dropped, "kept": kept, "strings": strings}
     return fb.encode_columns(meta, matrix)
 
 
@@ -115,7 +116,9 @@ def merged_from_columns(meta: Dict[str, Any], matrix: np.ndarray) -> Tuple[Merge
                                             and r[1] in (REAL, STRING) for r in raw):
         _fail("raw must be [name, type] pairs")
     raw_types = {name: kind for name, kind in raw}
-    removed = _names(meta.get("removed"), "removed")
+    variable = _names(meta.get("variable"), "variable")
+    constant = _names(meta.get("constant"), "constant")
+    removed = set(variable) | set(constant)
     dropped = meta.get("dropped")
     if not isinstance(dropped, dict) or not all(isinstance(v, list) and all(isinstance(m, str) for m in v)
                                                 for v in dropped.values()):
@@ -157,7 +160,7 @@ def merged_from_columns(meta: Dict[str, Any], matrix: np.ndarray) -> Tuple[Merge
         _fail("kept and removed descriptors must split the raw layout")
     if c and not bool((np.abs(matrix) <= F32_MAX).all()):
         _fail("it holds NaN or infinite values")
-    merged = assemble(Frame(ids, values, types), raw_types, sorted(removed), dropped)
+    merged = assemble(Frame(ids, values, types), raw_types, dropped, variable, constant, ())
     return merged, {r[0]: r[1] for r in records}
 
 

@@ -13,6 +13,7 @@ from abrunnerd.gaia.chain import REAL, VARIABLE, Descriptor, Layout, Step, Strin
 from abrunnerd.trainer.errors import DatasetError
 from abrunnerd.trainer.flatten import flatten_leaves, signature
 from abrunnerd.trainer.frame import Frame, real_constant
+from abrunnerd.trainer.patterns import PatternError, resolve
 
 
 class Merged(NamedTuple):
@@ -20,7 +21,10 @@ class Merged(NamedTuple):
     steps: List[Step]  # remove + fixlength (each omitted when empty)
     raw_layout: Layout  # the first layout of every history: common descriptors, all VL
     dropped: Dict[str, List[str]]  # descriptor present in only some documents -> recordings lacking it
-    removed: List[str]  # removed by removevl / cleaner
+    removed: List[str]  # removed by removevl / cleaner / the project's excludedDescriptors
+    variable_length: List[str]  # removevl (length differs between documents)
+    constant: List[str]  # cleaner (constant in every document)
+    excluded: List[str]  # matched by excludedDescriptors
 
 
 def common_layout(flats: Dict[str, Dict[str, Tuple[int, Any]]], ids: Sequence[str]
@@ -48,9 +52,11 @@ def common_layout(flats: Dict[str, Dict[str, Tuple[int, Any]]], ids: Sequence[st
     return common, lengths, dropped
 
 
-def merge_documents(documents: Dict[str, dict], release: bool = False) -> Merged:
+def merge_documents(documents: Dict[str, dict], exclude: Sequence[str] = (), fail_on_unmatched: bool = False,
+                    release: bool = False) -> Merged:
     """Flatten (and validate) every document once, in MBID order, then build the columns from that.
 
+    ``exclude``: Gaia's ``excludedDescriptors`` patterns, removed with the merge's own removals.
     ``release``: remove each document from ``documents`` once flattened (memory).
     """
     ids = sorted(documents)
@@ -62,9 +68,13 @@ def merge_documents(documents: Dict[str, dict], release: bool = False) -> Merged
     types, lengths, dropped = common_layout(flats, ids)
     if not types:
         raise DatasetError("the low-level documents have no descriptor in common")
+    try:
+        excluded = resolve(exclude, sorted(types), fail_on_unmatched=fail_on_unmatched) if exclude else []
+    except PatternError as e:
+        raise DatasetError("excludedDescriptors: %s (failOnUnmatched is true)" % e) from None
     # removevl: length differs between points or is empty in the first point
-    variable = sorted(n for n in types if len(lengths[n]) > 1 or 0 in lengths[n])
-    fixed = {n: next(iter(lengths[n])) for n in types if n not in set(variable)}
+    variable = sorted(n for n in types if n not in excluded and (len(lengths[n]) > 1 or 0 in lengths[n]))
+    fixed = {n: next(iter(lengths[n])) for n in types if n not in set(variable) and n not in excluded}
     values: Dict[str, np.ndarray] = {}
     for n in sorted(fixed):
         column = [flats[mbid][n][1] for mbid in ids]
@@ -77,13 +87,14 @@ def merge_documents(documents: Dict[str, dict], release: bool = False) -> Merged
     constant = sorted(n for n in fixed if types[n] == REAL and bool(np.all(real_constant(values[n]))))
     for n in constant:
         del values[n]
-    removed = sorted(set(variable) | set(constant))
-    return assemble(Frame(ids, values, {n: types[n] for n in values}), types, removed, dropped)
+    return assemble(Frame(ids, values, {n: types[n] for n in values}), types, dropped, variable, constant, excluded)
 
 
-def assemble(frame: Frame, raw_types: Dict[str, int], removed: List[str], dropped: Dict[str, List[str]]) -> Merged:
+def assemble(frame: Frame, raw_types: Dict[str, int], dropped: Dict[str, List[str]], variable: Sequence[str],
+             constant: Sequence[str], excluded: Sequence[str]) -> Merged:
     """The merge's result from its decisions (also how a reduced features bundle is turned into one)."""
     raw_layout = Layout([Descriptor(n, t, VARIABLE, 1) for n, t in sorted(raw_types.items())])
+    removed = sorted(set(variable) | set(constant) | set(excluded))
     steps = []
     if removed:
         steps.append(Step("remove", "removedesc", {"descriptorNames": StringList(removed)},
@@ -92,4 +103,4 @@ def assemble(frame: Frame, raw_types: Dict[str, int], removed: List[str], droppe
     vl_layout = Layout([Descriptor(n, raw_types[n], VARIABLE, 1) for n in kept])
     steps.append(Step("fixlength", "fixlengthapplier", {"descriptorNames": StringList(kept)},
                       {"descriptorNames": StringList(kept)}, {}, vl_layout))
-    return Merged(frame, steps, raw_layout, dropped, removed)
+    return Merged(frame, steps, raw_layout, dropped, removed, sorted(variable), sorted(constant), sorted(excluded))

@@ -87,8 +87,8 @@ def prepare(ds: Dataset, opts: TrainOptions, only: Optional[Sequence[str]] = Non
     groundtruth, held_out = dict(ds.groundtruth), {}
     if ds.merged is not None:  # a version-2 bundle: merged by the server, for exactly these recordings
         check_groundtruth(ds.groundtruth, {m: {} for m in ds.merged.frame.ids})
-        if opts.normalize:
-            raise DatasetError("this features bundle cannot train a job with normalize (class balancing); "
+        if opts.normalize or opts.excluded:
+            raise DatasetError("this features bundle cannot train a job with normalize or excluded descriptors; "
                                "the server should have sent the complete form")
         merged = ds.merged
     else:
@@ -98,14 +98,15 @@ def prepare(ds: Dataset, opts: TrainOptions, only: Optional[Sequence[str]] = Non
         documents = {m: ds.documents[m] for m in groundtruth}
         if release_documents:
             ds.documents.clear()  # ours now: merge_documents drops each as it is flattened
-        merged = merge_documents(documents, release=release_documents)
+        merged = merge_documents(documents, opts.excluded, opts.fail_on_unmatched, release=release_documents)
     template = opts.template or choose_template([d.name for d in merged.raw_layout.descriptors])
     sets = {}
     for name in opts.preprocessing_values:
         if only is not None and name not in only:
             continue
         try:
-            steps, frame = apply_preprocessing(merged.frame, name, template, merged.dropped)
+            steps, frame = apply_preprocessing(merged.frame, name, template, merged.dropped,
+                                               opts.preprocessing_definition(name))
             strings = frame.names_of(2)
             if strings:
                 raise FoldError("String descriptors left after preprocessing (not enumerated): "
@@ -146,19 +147,22 @@ def _report(progress: ProgressFn, stage: str, done: int, total: int, eta: Option
 
 def _combine(opts: TrainOptions, done: Dict[tuple, Any], n_classes: int) -> List[Combination]:
     out = []
-    for prep, kernel, c, g in opts.combinations():
-        combo = Combination(prep, kernel, c, g, "ok", confusion=np.zeros((n_classes, n_classes), int).tolist())
+    for prep, kernel, c, g, b in opts.configurations():
+        combo = Combination(prep, kernel, c, g, "ok", confusion=np.zeros((n_classes, n_classes), int).tolist(),
+                            balance_classes=b)
         cm = np.zeros((n_classes, n_classes), dtype=np.int64)
         for fold in range(opts.nfold):
-            outcome = done[(prep, kernel, c, g, fold)]
+            outcome = done[(prep, kernel, c, g, b, fold)]
             if not outcome.ok:
                 combo.status = "failed"
                 combo.error = combo.error or "fold %d: %s" % (fold, outcome.error)
                 combo.fold_correct.append(None)
                 combo.fold_total.append(None)
+                combo.fold_confusion.append(None)
                 continue
             combo.fold_correct.append(outcome.correct)
             combo.fold_total.append(outcome.total)
+            combo.fold_confusion.append(outcome.confusion or None)
             combo.correct += outcome.correct
             combo.total += outcome.total
             if outcome.confusion:
@@ -171,13 +175,14 @@ def _combine(opts: TrainOptions, done: Dict[tuple, Any], n_classes: int) -> List
 
 
 def neighbourhood_mean(combo: Combination, table: Dict[tuple, Combination], opts: TrainOptions) -> float:
-    """Mean accuracy of the trained grid neighbours (C and gamma one step away, same preprocessing and kernel)."""
+    """Mean accuracy of the trained grid neighbours (C and gamma one step away, same preprocessing, kernel
+    and balanceClasses)."""
     cs, gs = sorted(opts.c_values), sorted(opts.gamma_values)
     ci, gi = cs.index(combo.c), gs.index(combo.gamma)
     accs = []
     for a in range(max(0, ci - 1), min(len(cs), ci + 2)):
         for b in range(max(0, gi - 1), min(len(gs), gi + 2)):
-            other = table.get((combo.preprocessing, combo.kernel, cs[a], gs[b]))
+            other = table.get((combo.preprocessing, combo.kernel, cs[a], gs[b], combo.balance_classes))
             if (a, b) != (ci, gi) and other is not None and other.accuracy is not None:
                 accs.append(other.accuracy)
     return sum(accs) / len(accs) if accs else 0.0
@@ -195,7 +200,7 @@ def choose_best(combos: List[Combination], opts: TrainOptions) -> Combination:
         raise DatasetError("no configuration could be trained: " + "; ".join(reasons[:3]))
     top = max(c.correct * 1.0 / c.total for c in ok)
     tied = [c for c in ok if c.correct * 1.0 / c.total == top]
-    table = {(c.preprocessing, c.kernel, c.c, c.gamma): c for c in combos}
+    table = {(c.preprocessing, c.kernel, c.c, c.gamma, c.balance_classes): c for c in combos}
     order = {id(c): i for i, c in enumerate(combos)}
     return max(tied, key=lambda c: (neighbourhood_mean(c, table, opts), -order[id(c)]))
 
@@ -215,29 +220,30 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
           pool: str = "auto", memory_budget: Optional[int] = None, release_documents: bool = False) -> TrainResult:
     """Run the whole search; see the package docstring for the contract.
 
-    ``workers`` is the most processes to use (default: the CPUs); with ``pool="auto"``
-    a cost estimate decides whether worker processes finish sooner than this process
-    (small grids and datasets train in-process); ``pool="always"`` uses them regardless.
+    ``workers`` is the most processes to use (default: the CPUs; never more than CPUs or
+    units: --jobs 64 on 10 cells spawned 64); with ``pool="auto"`` a cost estimate
+    decides whether worker processes finish sooner than this process (small grids and
+    datasets train in-process); ``pool="always"`` uses them regardless.
     ``memory_budget``: bytes for kernel matrices of all concurrent units (default
     ``memory.kernel_budget()``); it limits how many units run at once and, when one
     unit's kernels exceed it, lets libsvm compute kernel rows in its cache instead.
     ``release_documents``: empty ``ds.documents`` as they are merged (the caller no
     longer needs them; a large dataset then never holds documents and frame at once).
     """
-    workers = workers or os.cpu_count() or 1
+    workers = max(1, min(workers or os.cpu_count() or 1, os.cpu_count() or 1))
     units = len(opts.preprocessing_values) * opts.nfold
+    n_cells = len(opts.configurations()) * opts.nfold
     plan = plan_units(len(ds.groundtruth), opts.nfold, workers,
                       kernel_budget() if memory_budget is None else memory_budget)
     workers = min(workers, plan.concurrent)
     if pool == "always":
         workers = max(1, min(workers, units))
     else:
-        workers = useful_workers(workers, len(ds.groundtruth), len(opts.combinations()) * opts.nfold, units,
-                                 opts.nfold)
+        workers = useful_workers(workers, len(ds.groundtruth), n_cells, units, opts.nfold)
     _report(progress, "preparing", 0, 0, None, "merging and preprocessing %d recordings" % len(ds.groundtruth))
     with (WorkerPool(workers) if workers > 1 else _NoPool()) as pool:
         prepared = prepare(ds, opts, release_documents=release_documents)
-        keys = [(p, k, c, g, f) for (p, k, c, g) in opts.combinations() for f in range(opts.nfold)]
+        keys = [(p, k, c, g, b, f) for (p, k, c, g, b) in opts.configurations() for f in range(opts.nfold)]
         log = Checkpoint(checkpoint_path, fingerprint(prepared, opts))
         try:
             done = {key: log.done[key] for key in keys if key in log.done}
@@ -248,7 +254,7 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
                     "%d of %d cells already done" % (len(done), total))
 
             def on_cell(prep: str, fold: int, cell: tuple, outcome: Any) -> None:
-                key = (prep, cell[0], cell[1], cell[2], fold)
+                key = (prep, cell[0], cell[1], cell[2], cell[3] if len(cell) > 3 else None, fold)
                 log.add(key, outcome)
                 done[key] = outcome
                 clock.tick()
@@ -259,8 +265,8 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
             tasks = []
             for prep in opts.preprocessing_values:
                 for fold in range(opts.nfold):
-                    cells = [(k, c, g) for (p, k, c, g, f) in keys if p == prep and f == fold
-                             and (p, k, c, g, f) not in done]
+                    cells = [(k, c, g) if b is None else (k, c, g, b) for (p, k, c, g, b, f) in keys
+                             if p == prep and f == fold and (p, k, c, g, b, f) not in done]
                     if cells:
                         tasks.append((prepared.unit(prep, fold, plan), cells))
             if should_stop is not None and should_stop():
@@ -275,12 +281,18 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
     chosen = prepared.sets[best.preprocessing]
     try:
         model = fit_final(chosen.frame, chosen.steps, prepared.y, prepared.classes, slugify(ds.name) or "dataset",
-                          best.kernel, best.c, best.gamma, opts.seed,
+                          best.kernel, best.c, best.gamma, opts.seed, best.balance_classes,
                           memory_budget=kernel_budget() if memory_budget is None else memory_budget)
     except FoldError as e:
         raise DatasetError("the final model cannot be trained: %s" % e) from None
-    info = {"n_recordings": len(prepared.ids), "descriptors_dropped": len(prepared.merged.dropped),
+    merged = prepared.merged
+    info = {"n_recordings": len(prepared.ids), "descriptors_dropped": len(merged.dropped),
             "template": prepared.template}
+    if opts.balance_classes or opts.preprocessing_sets is not None or opts.excluded:  # Gaia's forms say more
+        info.update({"merge_removed_variable_length": [n[1:] for n in merged.variable_length],
+                     "merge_removed_constant": [n[1:] for n in merged.constant],
+                     "merge_removed_excluded": [n[1:] for n in merged.excluded],
+                     "descriptors_not_in_every_document": [n[1:] for n in sorted(merged.dropped)]})
     result = TrainResult(best, combos, prepared.classes, model, opts.seed, opts.nfold, info, prepared.held_out)
     _report(progress, "done", total, total, 0.0, "best %s %s C=2^%d gamma=2^%d: %.2f %%"
             % (best.preprocessing, best.kernel, best.c, best.gamma, best.accuracy))

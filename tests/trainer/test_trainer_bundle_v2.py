@@ -95,7 +95,7 @@ HOSTILE = [
      "more than"),
     ("negative size", lambda m: m["kept"][0].__setitem__(2, -1), None, "kept"),
     ("kept name not in the raw layout", lambda m: m["kept"][0].__setitem__(0, ".nowhere"), None, "raw layout"),
-    ("kept and removed overlap", lambda m: m["removed"].append(m["kept"][0][0]), None, "split"),
+    ("kept and removed overlap", lambda m: m["constant"].append(m["kept"][0][0]), None, "split"),
     ("string column of the wrong shape", lambda m: m["strings"].__setitem__(next(iter(m["strings"])), [["x"]]), None,
      "strings of"),
     ("header is a list", lambda m: m.clear(), None, "records"),

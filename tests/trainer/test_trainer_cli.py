@@ -39,8 +39,8 @@ def test_train_reports_bad_input_in_one_line(tmp_path):
     proc = _ctl("train", str(tmp_path), "--out", str(tmp_path / "o"))
     assert proc.returncode == 65
     assert proc.stderr.strip().startswith("abrunnerctl train: missing file") and "dataset.json" in proc.stderr
-    proc = _ctl("train", str(AB_REAL_SMALL), "--out", str(tmp_path / "o"), "--preprocessing", "raw")
-    assert proc.returncode == 65 and "unknown preprocessing 'raw'" in proc.stderr
+    proc = _ctl("train", str(AB_REAL_SMALL), "--out", str(tmp_path / "o"), "--preprocessing", "bogus")
+    assert proc.returncode == 65 and "unknown preprocessing 'bogus'" in proc.stderr
 
 
 def test_prediction_names_missing_and_resized_descriptors(small_dataset):
@@ -51,7 +51,7 @@ def test_prediction_names_missing_and_resized_descriptors(small_dataset):
     mbid, doc = sorted(small_dataset.documents.items())[0]
     broken = json.loads(json.dumps(doc))
     del broken["lowlevel"]["mfcc"]["mean"]
-    with pytest.raises(PredictionError, match="%s lacks descriptor lowlevel.mfcc.mean" % mbid):
+    with pytest.raises(PredictionError, match="recording %s: descriptor lowlevel.mfcc.mean is missing" % mbid):
         res.model.predict({mbid: broken})
     broken = json.loads(json.dumps(doc))
     broken["lowlevel"]["mfcc"]["mean"] = broken["lowlevel"]["mfcc"]["mean"][:5]
