@@ -208,7 +208,11 @@ def bundle_path(dataset: str, options: Dict[str, Any]) -> str:
     import hashlib
 
     form = [options.get("preprocessing_values"), options.get("normalize")]  # what the bundle depends on
-    key = hashlib.sha256(json.dumps([dataset, form], sort_keys=True).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(json.dumps([dataset, form], sort_keys=True).encode())
+    for module in ("features_bundle.py", os.path.join("trainer", "bundle.py")):  # a changed format: a new file
+        with open(os.path.join(REPO, "abrunnerd", module), "rb") as f:
+            digest.update(f.read())
+    key = digest.hexdigest()[:12]
     return os.path.join("/tmp", "abrunnerd-bench-%s-%s.bundle" % (dataset, key))
 
 

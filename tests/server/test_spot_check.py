@@ -101,9 +101,8 @@ def test_honest_result_with_empty_folds_passes(trained):
     job = details(srv, token, job_id)
     lease = claim(srv, token, job_id).json()
     bundle = requests.get(lease["features_url"], headers=srv.auth(token)).content
-    documents = {mbid: doc for mbid, doc, _artist in decode_bundle(bundle)}
     groundtruth = {m: c["name"] for c in job["dataset"]["classes"] for m in c["recordings"]}
-    ds = trainer.Dataset(name="tiny", groundtruth=groundtruth, documents=documents, artists={m: None for m in documents})
+    ds = dataset_from_bundle(bundle, "tiny", groundtruth)
     res = trainer.train(ds, trainer.TrainOptions.from_job_options(job["options"], seed=job["seed"]), workers=1)
     result = res.to_result_json()
     assert any(0 in c["fold_total"] for c in result["combinations"] if c["status"] == "ok"), "no empty fold"
