@@ -144,3 +144,48 @@ def test_training_process_trains_a_version_2_bundle(tmp_path, small_dataset, red
     ours = train(small_dataset, TrainOptions.from_job_options(OPTIONS, seed=42), workers=1).to_result_json()
     assert {k: v for k, v in result.items() if k != "runner"} == ours
     assert (tmp_path / "model.history").stat().st_size > 0
+
+
+# -- generated hostile input (hypothesis): whatever the bytes, a Dataset or one BundleError --------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.text(max_size=6),
+                       st.floats(allow_nan=False, allow_infinity=False))
+_json = st.recursive(_json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                          st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                     max_leaves=20)
+_META_KEYS = ["records", "raw", "variable", "constant", "dropped", "kept", "strings"]
+
+
+def _must_refuse_cleanly(data, groundtruth):
+    try:
+        ds = dataset_from_bundle(data, "x", groundtruth, max_decompressed=64 << 20)
+    except fb.BundleError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return None
+    assert set(ds.merged.frame.ids) == set(groundtruth)
+    return ds
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_generated_version_2_meta_is_refused_or_consistent(small_dataset, reduced, data):
+    meta, matrix = fb.decode_columns(reduced)
+    key = data.draw(st.sampled_from(_META_KEYS))
+    meta[key] = data.draw(st.one_of(_json, st.lists(st.lists(_json_leaf, max_size=4), max_size=4)))
+    _must_refuse_cleanly(fb.encode_columns(meta, matrix), _groundtruth(small_dataset))
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_generated_byte_damage_to_a_version_2_bundle_is_refused(small_dataset, reduced, data):
+    raw = bytearray(reduced)
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.one_of(st.none(), st.integers(0, len(raw))))
+    damaged = bytes(raw if cut is None else raw[:cut])
+    if damaged != reduced:
+        _must_refuse_cleanly(damaged, _groundtruth(small_dataset))
