@@ -407,12 +407,11 @@ def build_snapshot(conn, dataset_row, options: Optional[Dict[str, Any]] = None) 
                           "descriptors together (recording %s brings the count past it); documents from "
                           "one Essentia extractor share ~4,500" % (MAX_BUNDLE_COLUMNS, _m))
     del docs
-    if options is None:
-        bundle = encode_bundle(stripped)
-    else:
-        from abrunnerd.trainer.bundle import encode_for_job
-
-        bundle = encode_for_job(stripped, options)
+    try:
+        from abrunnerd.trainer.bundle import encode_for_job  # numpy; without it: the complete form
+    except ImportError:
+        options = None
+    bundle = encode_bundle(stripped) if options is None else encode_for_job(stripped, options)
     bundle_sha = hashlib.sha256(bundle).hexdigest()
     data = json.dumps({"name": dataset_row.name, "description": dataset_row.description, "classes": classes},
                       sort_keys=True)
