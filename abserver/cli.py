@@ -170,7 +170,8 @@ def config_from_args(args) -> ServerConfig:
                         stall_seconds=args.stall_seconds, spot_check_cells=args.spot_check_cells,
                         spot_check_max_recordings=args.spot_check_max_recordings,
                         spot_check_tolerance=args.spot_check_tolerance,
-                        max_result_bytes=args.max_result_bytes, max_model_bytes=args.max_model_bytes)
+                        max_result_bytes=args.max_result_bytes, max_model_bytes=args.max_model_bytes,
+                        quota_bytes=args.quota_bytes)
 
 
 def cmd_serve(args) -> int:
@@ -229,6 +230,8 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
                    help="max fold-accuracy difference, as a fraction (default %(default)s)")
     p.add_argument("--max-result-bytes", type=int, default=d.max_result_bytes, help="result JSON size limit")
     p.add_argument("--max-model-bytes", type=int, default=d.max_model_bytes, help="model file size limit")
+    p.add_argument("--quota-bytes", type=int, default=d.quota_bytes,
+                   help="per-owner storage quota for documents, compressed bytes; 0: none (default %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
