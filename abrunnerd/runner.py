@@ -370,7 +370,8 @@ class Runner:
             return True
         n = sum(len(c["recordings"]) for c in details["dataset"]["classes"])
         try:
-            need = estimate_peak_memory(n, details["options"], self.workers())
+            need = estimate_peak_memory(n, details["options"], self.workers(),
+                                        should_stop=lambda: self.signals.stop)
         except Exception as exc:
             log.warning("cannot estimate the memory job %s needs (%s); trying it anyway", job_id, exc)
             return True
@@ -465,7 +466,7 @@ class Runner:
         try:
             self.client.download(url, files.features, job.state.get("features_sha256"),
                                  job.state.get("features_size"), on_chunk=on_chunk)
-        except IntegrityError as exc:
+        except (IntegrityError, BadAnswerError) as exc:  # a wrong or unusable bundle: a few tries, then failed
             failures = int(job.state.get("integrity_failures", 0)) + 1
             job.state = self.store.update(job.id, integrity_failures=failures)
             if failures >= MAX_INTEGRITY_FAILURES:
@@ -488,7 +489,10 @@ class Runner:
         todo = [m for m in mbids if not os.path.exists(os.path.join(lowlevel, m + ".json"))]
         for i in range(0, len(todo), LOWLEVEL_BATCH):
             batch = todo[i:i + LOWLEVEL_BATCH]
-            body = self.client.lowlevel_bulk(batch)
+            try:
+                body = self.client.lowlevel_bulk(batch)
+            except BadAnswerError as exc:  # kept locally as failed; tried again when the dataset changes
+                self.report_failure(job, "the low-level documents cannot be used: %s" % exc.problem)
             for mbid in batch:
                 entry = body.get(mbid)
                 doc = entry.get("0") if isinstance(entry, dict) else None
@@ -577,13 +581,13 @@ class Runner:
         while True:
             rc = proc.poll()
             p = proc.progress()
-            if p:
-                done, total = int(p.get("cells_done") or 0), int(p.get("cells_total") or 0)
-                eta = p.get("eta_seconds")
+            if isinstance(p, dict):  # the training process's file: checked like any input
+                total = _count(p.get("cells_total"))
+                done = min(_count(p.get("cells_done")), total)
+                eta = _count(p.get("eta_seconds"), -1)
                 self.status.update(cells_done=done, cells_total=total,
                                    fraction=(done / total) if total else 0.0,
-                                   eta_seconds=int(eta) if isinstance(eta, (int, float)) else -1,
-                                   message=str(p.get("message") or ""))
+                                   eta_seconds=eta, message=str(p.get("message") or "")[:500])
                 decile = (10 * done // total) if total else -1
                 if decile != last_logged and total:
                     last_logged = decile
@@ -711,9 +715,9 @@ class Runner:
             try:
                 self._until_acknowledged(job, "reporting the failure", lambda: self.client.fail(  # type: ignore
                     job.id, job.state.get("lease_id"), reason))
-            except AuthError:
-                raise  # keep the job; the loop backs off and tries again
-            except ApiError as exc:
+            except (AuthError, Interrupted):
+                raise  # keep the job; the loop backs off and tries again (or the daemon stops)
+            except ClientError as exc:  # refused, redirected: retrying would wedge the queue on this job
                 log.warning("the server did not take the failure report of job %s (%s); dropping it",
                             job.id, exc, extra=job_fields(job.id, job.dataset_id))
         self.forget(job)
@@ -833,6 +837,13 @@ class Runner:
                 "'systemctl reload abrunnerd'" % self.cfg.token_file)
         log.warning(text, extra={"MESSAGE_ID": messages.TOKEN_MISSING})
         self._set(st.NO_TOKEN, message=text)
+
+
+def _count(value: Any, default: int = 0) -> int:
+    """A non-negative whole number from a progress file, or ``default``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 2 ** 53:
+        return default
+    return int(value)
 
 
 def _dataset_hash(details: Dict[str, Any]) -> str:

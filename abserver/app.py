@@ -33,6 +33,9 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
     app.extensions[ENGINE_KEY] = engine
     app.extensions[CONFIG_KEY] = config
     app.register_blueprint(api_blueprint, url_prefix="/api/v1")
+    from .web import init_app as init_web_pages
+
+    init_web_pages(app)  # the owner's web pages (docs/web.md)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
