@@ -11,7 +11,6 @@ from sqlalchemy import exc as sa_exc
 from . import __version__
 from .config import ServerConfig
 from .datasets import DatasetError
-from .gaia_import import import_from_args
 from .db import DEFAULT_URL, make_engine
 from .errors import ApiError
 from .migrations import MigrationError, current_version, latest_version, upgrade
@@ -91,6 +90,8 @@ def cmd_import_dataset(args) -> int:
     engine = _engine(args)
     with engine.connect() as conn:
         owner_id = user_id_by_name(conn, args.owner)
+    from .gaia_import import import_from_args  # imports the trainer's readers (numpy): only here
+
     report, names = import_from_args(engine, args, owner_id)  # AB form, class folders, groundtruth/filelist
     print(report.dataset_id)
     for mbid, action in sorted(report.actions.items()):
@@ -198,7 +199,11 @@ def cmd_serve(args) -> int:
         return 0
     from .serving import GunicornServer, gunicorn_options
 
-    create_app(db_url, config)  # refuse a bad schema or setting here, once, not in every worker
+    from .context import ENGINE_KEY
+
+    # Refuse a bad schema or setting here, once, not in every worker; the workers open
+    # their own connections (none is inherited across the fork).
+    create_app(db_url, config).extensions[ENGINE_KEY].dispose()
     bind = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
     options = gunicorn_options(bind, args.workers, args.threads, args.timeout, args.graceful_timeout,
                                args.keep_alive, args.max_requests)
