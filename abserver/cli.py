@@ -10,7 +10,7 @@ from sqlalchemy import exc as sa_exc
 
 from . import __version__
 from .config import ServerConfig
-from .datasets import DatasetError, import_dataset_dir
+from .datasets import DatasetError
 from .db import DEFAULT_URL, make_engine
 from .errors import ApiError
 from .migrations import MigrationError, current_version, latest_version, upgrade
@@ -90,11 +90,14 @@ def cmd_import_dataset(args) -> int:
     engine = _engine(args)
     with engine.connect() as conn:
         owner_id = user_id_by_name(conn, args.owner)
-    report = import_dataset_dir(engine, args.dir, owner_id, quota_bytes=args.quota_bytes)
+    from .gaia_import import import_from_args  # imports the trainer's readers (numpy): only here
+
+    report, names = import_from_args(engine, args, owner_id)  # AB form, class folders, groundtruth/filelist
     print(report.dataset_id)
     for mbid, action in sorted(report.actions.items()):
         if action != "stored" or args.verbose:
-            print("  %s  %s" % (mbid, IMPORT_ACTIONS[action]), file=sys.stderr)
+            key = " (%s)" % sanitize(names[mbid]) if mbid in names else ""
+            print("  %s%s  %s" % (mbid, key, IMPORT_ACTIONS[action]), file=sys.stderr)
     missing = report.count("missing")
     print("imported %d low-level documents of %s (%d new, %d replaced %s's previous ones, %d unchanged)%s" % (
         report.count("stored", "replaced", "unchanged"), args.owner, report.count("stored"),
@@ -170,7 +173,8 @@ def config_from_args(args) -> ServerConfig:
                         stall_seconds=args.stall_seconds, spot_check_cells=args.spot_check_cells,
                         spot_check_max_recordings=args.spot_check_max_recordings,
                         spot_check_tolerance=args.spot_check_tolerance,
-                        max_result_bytes=args.max_result_bytes, max_model_bytes=args.max_model_bytes)
+                        max_result_bytes=args.max_result_bytes, max_model_bytes=args.max_model_bytes,
+                        quota_bytes=args.quota_bytes)
 
 
 def cmd_serve(args) -> int:
@@ -195,7 +199,11 @@ def cmd_serve(args) -> int:
         return 0
     from .serving import GunicornServer, gunicorn_options
 
-    create_app(db_url, config)  # refuse a bad schema or setting here, once, not in every worker
+    from .context import ENGINE_KEY
+
+    # Refuse a bad schema or setting here, once, not in every worker; the workers open
+    # their own connections (none is inherited across the fork).
+    create_app(db_url, config).extensions[ENGINE_KEY].dispose()
     bind = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
     options = gunicorn_options(bind, args.workers, args.threads, args.timeout, args.graceful_timeout,
                                args.keep_alive, args.max_requests)
@@ -229,6 +237,8 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
                    help="max fold-accuracy difference, as a fraction (default %(default)s)")
     p.add_argument("--max-result-bytes", type=int, default=d.max_result_bytes, help="result JSON size limit")
     p.add_argument("--max-model-bytes", type=int, default=d.max_model_bytes, help="model file size limit")
+    p.add_argument("--quota-bytes", type=int, default=d.quota_bytes,
+                   help="per-owner storage quota for documents, compressed bytes; 0: none (default %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,8 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enable", action="store_true", help="enable the user again")
     p.set_defaults(func=cmd_disable_user)
     sub.add_parser("users", parents=[common], help="list users and their state").set_defaults(func=cmd_users)
-    p = sub.add_parser("import-dataset", parents=[common], help="import an AB-form dataset directory")
-    p.add_argument("dir")
+    p = sub.add_parser("import-dataset", parents=[common], help="import an AB-form dataset directory, Gaia "
+                       "class folders, or a Gaia groundtruth + filelist (docs/gaia-users.md)")
+    p.add_argument("dir", nargs="?", help="AB-form directory (dataset.json) or class folders (DIR/<class>/<id>.json)")
+    p.add_argument("--groundtruth", metavar="FILE", help="Gaia groundtruth YAML (with --filelist)")
+    p.add_argument("--filelist", metavar="FILE", help="Gaia filelist YAML (paths relative to its folder)")
+    p.add_argument("--name", help="the dataset's name (default: the folder's name or the groundtruth's className)")
+    p.add_argument("--classes", nargs="+", metavar="FOLDER", help="class folders: only these subfolders")
     p.add_argument("--owner", required=True)
     p.add_argument("--quota-bytes", type=int, default=ServerConfig().quota_bytes,
                    help="the owner's storage quota for documents (default %(default)s; 0: none)")
