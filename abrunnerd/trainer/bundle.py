@@ -179,3 +179,31 @@ def dataset_from_bundle(data: bytes, name: str, groundtruth: Dict[str, str],
     if set(merged.frame.ids) != set(groundtruth):
         raise fb.BundleError("features bundle (version 2) holds other recordings than the job's dataset")
     return Dataset(name=name, groundtruth=groundtruth, documents={}, artists=artists, merged=merged)
+
+
+def documents_for_prediction(data: bytes, max_decompressed: int = fb.DEFAULT_MAX_DECOMPRESSED
+                             ) -> Dict[str, Dict[str, Any]]:
+    """Documents a model trained on this bundle predicts exactly as on the originals (either version).
+
+    From version 2 they are rebuilt from the merge's result: every descriptor of the raw
+    layout with its type; used values as sent (a matrix as its flattened Real vector:
+    the same numbers); values no model reads (unused, variable-length, constant) as zeros.
+    """
+    if fb.bundle_version(data) == fb.VERSION:
+        return {mbid: doc for mbid, doc, _artist in fb.decode_bundle(data, max_decompressed=max_decompressed)}
+    meta, matrix = fb.decode_columns(data, max_decompressed)
+    merged, _artists = merged_from_columns(meta, matrix)
+    frame = merged.frame
+    docs = {mbid: {} for mbid in frame.ids}  # type: Dict[str, Dict[str, Any]]
+    for d in merged.raw_layout.descriptors:
+        keys = d.name.split(".")[1:]
+        column = frame.values.get(d.name)
+        for row, mbid in enumerate(frame.ids):
+            node = docs[mbid]
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            if column is None:
+                node[keys[-1]] = [0.0] if d.type == REAL else [""]
+            else:
+                node[keys[-1]] = column[row].tolist()
+    return docs

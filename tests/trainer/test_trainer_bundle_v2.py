@@ -189,3 +189,15 @@ def test_generated_byte_damage_to_a_version_2_bundle_is_refused(small_dataset, r
     damaged = bytes(raw if cut is None else raw[:cut])
     if damaged != reduced:
         _must_refuse_cleanly(damaged, _groundtruth(small_dataset))
+
+
+def test_documents_rebuilt_from_version_2_predict_like_the_originals(small_dataset, records, reduced):
+    from abrunnerd.trainer.bundle import documents_for_prediction
+    from abrunnerd.trainer.model import predict_documents
+
+    model = train(small_dataset, TrainOptions.from_job_options(OPTIONS, seed=42), workers=1).model
+    rebuilt = documents_for_prediction(reduced)
+    assert set(rebuilt) == set(small_dataset.groundtruth)
+    originals = predict_documents(model.steps, small_dataset.documents)
+    assert predict_documents(model.steps, rebuilt) == originals
+    assert predict_documents(model.steps, documents_for_prediction(fb.encode_bundle(records))) == originals
