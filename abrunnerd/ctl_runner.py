@@ -9,9 +9,10 @@ import os
 import sys
 from typing import Any, Dict
 
-from abrunnerd.config import DEFAULT_CONFIG, EX_CONFIG, ConfigError, load_config, load_token
+from abrunnerd.config import DEFAULT_CONFIG, ConfigError, load_config, load_token
+from abrunnerd.exitcodes import CONFIG, NOPERM, UNAVAILABLE, config_problem
 
-EX_UNAVAILABLE = 69
+EX_UNAVAILABLE = UNAVAILABLE
 
 
 def register(subparsers: Any) -> None:
@@ -63,17 +64,25 @@ def _call(args: argparse.Namespace, method: str) -> Any:
     except dbus.exceptions.DBusException as exc:
         name = exc.get_dbus_name() or ""
         if name.endswith("ServiceUnknown") or name.endswith("NameHasNoOwner"):
-            print("abrunnerctl: abrunnerd is not running (no org.acousticbrainz.Runner1 on the bus)",
+            print("abrunnerctl: abrunnerd is not running (no org.acousticbrainz.Runner1 on the bus); "
+                  "see 'systemctl status abrunnerd' and 'journalctl -u abrunnerd'", file=sys.stderr)
+        elif name.rpartition(".")[2] in ("FileNotFound", "NoServer", "Disconnected", "NoReply", "TimedOut"):
+            print("abrunnerctl: cannot reach abrunnerd over D-Bus (%s); see 'systemctl status abrunnerd' "
+                  "and 'journalctl -u abrunnerd' (is dbus running?)" % (exc.get_dbus_message() or name),
                   file=sys.stderr)
         elif name.endswith("AccessDenied"):
-            print("abrunnerctl: not allowed: %s needs root or group abrunner" % method.lower(), file=sys.stderr)
+            print("abrunnerctl: not allowed: %s needs root or group abrunner (sudo, or 'sudo adduser "
+                  "$USER abrunner' and log in again)" % method.lower(), file=sys.stderr)
+            raise SystemExit(NOPERM)
+        elif name.endswith("NoJob"):
+            print("abrunnerctl: no job is running, nothing to %s" % method.lower(), file=sys.stderr)
         else:
             print("abrunnerctl: %s" % (exc.get_dbus_message() or name), file=sys.stderr)
         raise SystemExit(EX_UNAVAILABLE)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from abrunnerd.status import format_duration, summary
+    from abrunnerd.status import JOB_STATES, format_duration, summary
 
     snap: Dict[str, Any] = {str(k): _plain(v) for k, v in _call(args, "GetStatus").items()}
     if args.json:
@@ -81,6 +90,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(snap, indent=1, sort_keys=True))
         return 0
     print(summary(snap))
+    if snap.get("config_error") and snap.get("state") in JOB_STATES:
+        print("config:   reload refused: %s" % snap["config_error"])
     if snap.get("job_id"):
         print("job:      %s (dataset %s)" % (snap["job_id"], snap.get("dataset_id") or "?"))
         fraction = float(snap.get("fraction") or 0.0)
@@ -92,8 +103,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("progress: %.0f%% (%s/%s cells)" % (100 * fraction, snap.get("cells_done", 0),
                                                       snap.get("cells_total", 0)))
         eta = snap.get("eta_seconds")
-        if isinstance(eta, int) and eta >= 0:
+        if isinstance(eta, int) and eta >= 0 and snap.get("state") in ("training", "resuming"):
             print("eta:      " + format_duration(eta))
+    if snap.get("last_result") and snap.get("job_id"):
+        print("last:     %s" % snap["last_result"])
     if snap.get("last_error"):
         print("last error: %s" % snap["last_error"])
     return 0
@@ -116,13 +129,29 @@ def cmd_control(args: argparse.Namespace) -> int:
     return 0
 
 
+class NoToken(Exception):
+    pass
+
+
+def _config_failure(exc: Exception, command: str) -> int:
+    if isinstance(exc, NoToken):
+        print("abrunnerctl: %s" % exc, file=sys.stderr)
+        return CONFIG
+    text, code = config_problem(exc, "abrunnerctl " + command)
+    print("abrunnerctl: %s" % text, file=sys.stderr)
+    return code
+
+
 def _client(args: argparse.Namespace) -> Any:
     from abrunnerd.client import Client
+    from abrunnerd.status import is_example_url
 
     cfg = load_config(args.config)
     token = load_token(cfg)
     if token is None:
-        raise ConfigError(cfg.path, ["no token: put it into %s (chmod 0640, chown root:abrunner)" % cfg.token_file])
+        raise NoToken("no token: put it into %s (chown root:abrunner, chmod 0640)%s" % (
+            cfg.token_file, "; and server_url in %s is still the shipped example (%s)" % (cfg.path, cfg.server_url)
+            if is_example_url(cfg.server_url) else ""))
     return cfg, Client(cfg.server_url, token, timeout=cfg.request_timeout, verify=cfg.tls_verify())
 
 
@@ -131,15 +160,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     try:
         cfg, client = _client(args)
-    except ConfigError as exc:
-        print("abrunnerctl: configuration error in %s" % exc, file=sys.stderr)
-        return EX_CONFIG
+    except (ConfigError, NoToken) as exc:
+        return _config_failure(exc, "check-config")
     print("%s: configuration is valid" % cfg.path)
     try:
         who = client.whoami()
     except ClientError as exc:
         print("abrunnerctl: %s" % exc, file=sys.stderr)
-        return EX_UNAVAILABLE
+        return NOPERM if getattr(exc, "status", None) in (401, 403) else EX_UNAVAILABLE
     print("token belongs to %s on %s (server %s, API %s)" % (who.get("username"), cfg.server_url,
                                                            who.get("server_version"), who.get("api_version")))
     return 0
@@ -151,14 +179,15 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     try:
         cfg, client = _client(args)
         jobs = client.pending_jobs()
-    except ConfigError as exc:
-        print("abrunnerctl: configuration error in %s" % exc, file=sys.stderr)
-        return EX_CONFIG
+    except (ConfigError, NoToken) as exc:
+        return _config_failure(exc, "jobs")
     except ClientError as exc:
         print("abrunnerctl: %s" % exc, file=sys.stderr)
-        return EX_UNAVAILABLE
+        return NOPERM if getattr(exc, "status", None) in (401, 403) else EX_UNAVAILABLE
     if not jobs:
         print("no pending remote jobs")
+        return 0
+    print("%-36s  %-30s  %s" % ("JOB", "DATASET", "SUBMITTED"))
     for job in jobs:
-        print("%s  %-30s  %s" % (job["job_id"], job.get("dataset_name", ""), job.get("created", "")))
+        print("%-36s  %-30s  %s" % (job["job_id"], job.get("dataset_name", ""), job.get("created", "")))
     return 0

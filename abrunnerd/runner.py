@@ -92,7 +92,8 @@ class Runner:
         self.client: Optional[Client] = self._make_client()
         self.backoff = Backoff(cap=300.0)
         self.runner_id = ""
-        self.ping_interval = cfg.ping_interval
+        self.ping_interval = float(cfg.ping_interval)
+        self.progress = st.ProgressTracker()  # the held job's position (status model: status.py)
         self._trouble: Optional[str] = None  # the kind of the current network trouble, logged once
         self._skipped: Dict[str, str] = {}  # job id -> why we do not take it
         self._resumed: Set[str] = set()
@@ -125,8 +126,8 @@ class Runner:
             if self.once and self.once_done:
                 break
             self.sleep(wait)
-        self.notifier.stopping("stopping")
-        self._set(st.STOPPING, message="stopping")
+        self._set(st.STOPPED, message="stopped")
+        self.notifier.stopping(st.summary(self.status.snapshot()))
         if self.client:
             self.client.close()
         return self.exit_code
@@ -149,18 +150,24 @@ class Runner:
         try:
             cfg, token = self.reload_config()
         except Exception as exc:  # keep running on the old config; say what is wrong
-            log.error("configuration not reloaded, keeping the previous one: %s", exc)
+            reason = str(exc)
+            log.error("configuration not reloaded, keeping the previous one%s: %s",
+                      " (still without a token)" if self.token is None else "", reason)
+            self._set(self.status.snapshot().get("state", st.IDLE), config_error=reason)
         else:
             self.cfg, self.token = cfg, token
             if self.client:
                 self.client.close()
             self.client = self._make_client()
-            self.ping_interval = cfg.ping_interval
+            self.ping_interval = float(cfg.ping_interval)
             self.backoff.reset()
             self._trouble = None
             log.info("configuration reloaded from %s", cfg.path)
+            self.status.update(config_error="")
             if token is None:
                 self._no_token()
+            elif self.status.snapshot().get("state") == st.NO_TOKEN:
+                self._set(st.IDLE, message="token read; looking for jobs", next_poll=0)
         self.notifier.ready(st.summary(self.status.snapshot()))
 
     # -- one turn of the loop: the error funnel --------------------------------------------
@@ -179,8 +186,9 @@ class Runner:
                 job_id = self.poll_and_claim()
                 if job_id is None:
                     self._recovered()
-                    self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0,
-                              message="idle: no pending jobs")
+                    self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0, cells_done=0,
+                              cells_total=0, eta_seconds=-1, message="idle: no pending jobs",
+                              next_poll=int(time.time() + self.cfg.poll_interval))
                     if self.once:
                         self.once_done = True
                     return self.cfg.poll_interval
@@ -267,8 +275,7 @@ class Runner:
                 "local_only": local_only, "seed": lease.get("seed", details.get("seed", 42)),
                 "features_url": lease.get("features_url"), "features_sha256": lease.get("features_sha256"),
                 "features_size": lease.get("features_size"), "claimed_at": time.time(), "stage": "claimed"})
-            if lease.get("ping_interval"):
-                self.ping_interval = float(lease["ping_interval"])
+            self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, lease.get("ping_interval"))
             log.info("claimed job %s (dataset %s, %s)", job_id, dataset_id,
                      entry.get("dataset_name") or details.get("dataset", {}).get("name", "?"),
                      extra=job_fields(job_id, dataset_id, "claimed", 0.0, messages.JOB_CLAIMED))
@@ -305,8 +312,11 @@ class Runner:
     def process_job(self, job_id: str, resumed: bool) -> None:
         files = self.store.files(job_id)
         job = Job(job_id, files, self.store.load(job_id) or {"job_id": job_id})
-        self._set(st.CLAIMED, job_id=job_id, dataset_id=job.dataset_id or "", stage="claimed",
-                  fraction=0.0, cells_done=0, cells_total=0, eta_seconds=-1, message="")
+        # A resumed job shows the position it had (saved with every ping and at stop), never 0/0.
+        self.progress = st.ProgressTracker.from_saved(job.state.get("progress"))
+        self._set(st.RESUMING if resumed else st.CLAIMED, job_id=job_id, dataset_id=job.dataset_id or "",
+                  stage=job.state.get("stage", "claimed") if resumed else "claimed", message="",
+                  next_poll=0, **self.progress.fields())
         try:
             if resumed:
                 self.resume_lease(job)
@@ -323,8 +333,10 @@ class Runner:
         kill_stale(job.state.get("worker_pgid"))
         if job.id not in self._resumed:  # once, not on every retry after a network error
             self._resumed.add(job.id)
-            log.info("resuming job %s from %s", job.id, job.state.get("stage", "claimed"),
-                     extra=job_fields(job.id, job.dataset_id, job.state.get("stage")))
+            where = st.position(self.status.snapshot())
+            log.info("resuming job %s from %s%s", job.id, job.state.get("stage", "claimed"),
+                     " at " + where if where else "",
+                     extra=job_fields(job.id, job.dataset_id, job.state.get("stage"), self.progress.fraction))
         if job.local_only or os.path.exists(job.files.result) or job.state.get("failure"):
             return  # the upload (or fail report) itself checks the lease
         assert self.client is not None
@@ -339,8 +351,7 @@ class Runner:
                                       features_url=lease.get("features_url") or job.state.get("features_url"),
                                       features_sha256=lease.get("features_sha256") or job.state.get("features_sha256"),
                                       features_size=lease.get("features_size") or job.state.get("features_size"))
-        if lease.get("ping_interval"):
-            self.ping_interval = float(lease["ping_interval"])
+        self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, lease.get("ping_interval"))
 
     def fetch_features(self, job: Job) -> None:
         files = job.files
@@ -450,9 +461,13 @@ class Runner:
         proc = TrainingProcess(files.dir, self.cfg.nice, files.worker_log)
         pgid = proc.start()
         job.state = self.store.update(job.id, stage="training", worker_pgid=pgid)
-        self._set(st.TRAINING, stage="training", message="training")
+        self.progress.restart()
         if self._pause_wanted:
             proc.pause()
+            self.progress.pause()
+        # The training figures (or the checkpoint's position) replace the download's fraction.
+        self._set(st.PAUSED if proc.paused else st.TRAINING, stage="paused" if proc.paused else "training",
+                  message="training", **self.progress.fields())
         log.info("training job %s (process %d, %d workers, nice %d)", job.id, pgid,
                  self.cfg.max_workers, self.cfg.nice, extra=job_fields(job.id, job.dataset_id, "training", 0.0))
         last_logged = -1
@@ -460,25 +475,30 @@ class Runner:
             rc = proc.poll()
             p = proc.progress()
             if p:
-                done, total = int(p.get("cells_done") or 0), int(p.get("cells_total") or 0)
-                eta = p.get("eta_seconds")
-                self.status.update(cells_done=done, cells_total=total,
-                                   fraction=(done / total) if total else 0.0,
-                                   eta_seconds=int(eta) if isinstance(eta, (int, float)) else -1,
-                                   message=str(p.get("message") or ""))
-                decile = (10 * done // total) if total else -1
-                if decile != last_logged and total:
+                done, total = _count(p.get("cells_done")), _count(p.get("cells_total"))
+                self.progress.observe(done, total)
+                fields = self.progress.fields()
+                if fields["eta_seconds"] < 0 and isinstance(p.get("eta_seconds"), (int, float)):
+                    fields["eta_seconds"] = int(p["eta_seconds"])  # the worker's own until we have a rate
+                self.status.update(message=str(p.get("message") or "")[:200], **fields)
+                decile = (10 * self.progress.done // self.progress.total) if self.progress.total else -1
+                if decile > last_logged and self.progress.total:
                     last_logged = decile
-                    log.info("job %s: %d/%d cells", job.id, done, total,
-                             extra=job_fields(job.id, job.dataset_id, "training", done / total))
+                    log.info("%s", st.journal_progress(self.status.snapshot()),
+                             extra=job_fields(job.id, job.dataset_id, "training", self.progress.fraction))
             if rc is not None:
                 break
             for request in self.status.take_requests():
                 self._control(job, proc, request)
             if self.signals.stop:
+                self._set(st.STOPPING)
+                self.notifier.stopping(st.summary(self.status.snapshot()))
                 proc.stop()
-                log.info("stopping: job %s keeps its checkpoint and resumes on the next start", job.id,
-                         extra=job_fields(job.id, job.dataset_id, "training"))
+                self._save_progress(job)
+                where = st.position(self.status.snapshot())
+                log.info("stopping: job %s keeps its checkpoint%s and resumes on the next start", job.id,
+                         " at " + where if where else "",
+                         extra=job_fields(job.id, job.dataset_id, "training", self.progress.fraction))
                 raise Stopping()
             if job.canceled or job.lease_lost:
                 proc.stop()
@@ -492,15 +512,19 @@ class Runner:
     def _control(self, job: Job, proc: TrainingProcess, request: str) -> None:
         if request == "pause" and not proc.paused:
             proc.pause()
+            self.progress.pause()
             self._pause_wanted = True
             self._set(st.PAUSED, stage="paused", message="paused")
-            log.info("job %s paused", job.id, extra=job_fields(job.id, job.dataset_id, "paused"))
+            log.info("job %s paused at %s", job.id, st.journal_progress(self.status.snapshot()),
+                     extra=job_fields(job.id, job.dataset_id, "paused", self.progress.fraction))
             job.next_ping = 0.0
         elif request == "resume" and proc.paused:
             proc.resume()
+            self.progress.resume()
             self._pause_wanted = False
             self._set(st.TRAINING, stage="training", message="training")
-            log.info("job %s resumed", job.id, extra=job_fields(job.id, job.dataset_id, "training"))
+            log.info("job %s resumed at %s", job.id, st.journal_progress(self.status.snapshot()),
+                     extra=job_fields(job.id, job.dataset_id, "training", self.progress.fraction))
             job.next_ping = 0.0
         elif request == "cancel":
             job.canceled, job.cancel_source = True, "local"
@@ -516,6 +540,8 @@ class Runner:
             return
         job.next_ping = time.monotonic() + self.ping_interval
         self.ping(job, stage)
+        if stage in ("training", "paused"):
+            self._save_progress(job)
 
     def ping(self, job: Job, stage: str) -> None:
         """Best effort: a failed ping is a warning (once), never a failed job."""
@@ -549,7 +575,7 @@ class Runner:
             self._trouble = None
         if isinstance(answer, dict):
             if answer.get("ping_interval"):
-                self.ping_interval = max(1.0, float(answer["ping_interval"]))
+                self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, answer["ping_interval"])
             if answer.get("cancel"):
                 job.canceled, job.cancel_source = True, "server"
             if bool(answer.get("stalled")) != job.stalled:
@@ -575,6 +601,7 @@ class Runner:
             log.info("job %s canceled (%s)", job.id, "by the owner" if job.cancel_source == "server"
                      else "on this runner", extra=job_fields(job.id, job.dataset_id, "canceled",
                                                              message_id=messages.JOB_CANCELED))
+            self.status.update(last_result="job %s… canceled at %s" % (job.id[:8], _pct(self.progress)))
         else:
             log.warning("job %s dropped: its lease went to another runner", job.id,
                         extra=job_fields(job.id, job.dataset_id))
@@ -586,6 +613,7 @@ class Runner:
         job.state = self.store.update(job.id, failure=reason)
         log.error("job %s failed: %s", job.id, reason,
                   extra=job_fields(job.id, job.dataset_id, "failed", message_id=messages.JOB_FAILED))
+        self.status.update(last_result="job %s… failed: %s" % (job.id[:8], reason[:120]))
         if job.local_only:
             self._keep_locally(job)
         else:
@@ -680,7 +708,9 @@ class Runner:
                  params.get("gamma"), how,
                  extra=job_fields(job.id, job.dataset_id, "done", 1.0, messages.JOB_FINISHED))
         self.forget(job)
-        self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0, message="idle: last job finished")
+        self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0, cells_done=0, cells_total=0,
+                  eta_seconds=-1, message="idle", last_result="job %s… done, accuracy %.1f%% (%s)" % (
+                      job.id[:8], float(result.get("accuracy") or 0.0), how))
 
     def _keep_locally(self, job: Job) -> str:
         dest = self.store.results_dir(job.id)
@@ -699,6 +729,11 @@ class Runner:
         self._pause_wanted = False
 
     # -- status helpers ---------------------------------------------------------------------
+    def _save_progress(self, job: Job) -> None:
+        """Keep the position and rate in state.json: a restart shows them at once."""
+        if self.progress.total:
+            job.state = self.store.update(job.id, progress=self.progress.saved())
+
     def _stage(self, job: Job, stage: str) -> None:
         job.state = self.store.update(job.id, stage=stage)
         job.next_ping = 0.0
@@ -710,8 +745,20 @@ class Runner:
     def _no_token(self) -> None:
         text = ("no token: put the token into %s (chown root:abrunner, chmod 0640) and run "
                 "'systemctl reload abrunnerd'" % self.cfg.token_file)
+        if st.is_example_url(self.cfg.server_url):
+            text += "; server_url in %s is still the shipped example (%s): set your job server's URL" % (
+                self.cfg.path, self.cfg.server_url)
         log.warning(text, extra={"MESSAGE_ID": messages.TOKEN_MISSING})
         self._set(st.NO_TOKEN, message=text)
+
+
+def _count(value: Any) -> int:
+    """A cell count from progress.json (written by our own worker, still checked)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 40 else 0
+
+
+def _pct(progress: st.ProgressTracker) -> str:
+    return "%.0f%%" % (100 * progress.fraction) if progress.total else "the start"
 
 
 def _last_line(path: str) -> str:
