@@ -9,8 +9,7 @@ import grp
 import os
 import socket
 import stat
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from urllib.parse import urlparse
 
 import yaml
@@ -54,17 +53,18 @@ class Secret:
         return hash(self._value)
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
+    """The validated settings; ``load_config`` fills in the host-dependent defaults."""
+
     path: str
     server_url: str
-    token: Optional[Secret] = field(default=None, repr=False)
+    token: Optional[Secret] = None  # its repr is Secret('***')
     token_file: str = DEFAULT_TOKEN_FILE
-    runner_name: str = field(default_factory=socket.gethostname)
+    runner_name: str = ""  # load_config: this host's name
     poll_interval: float = 60.0
     ping_interval: float = 30.0
     work_dir: str = "/var/lib/abrunnerd"
-    max_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    max_workers: int = 1  # load_config: this machine's CPU count
     nice: int = 10
     max_memory: Optional[int] = None  # bytes
     verify_tls: bool = True
@@ -178,6 +178,8 @@ def load_config(path: str = DEFAULT_CONFIG, environ: Optional[Dict[str, str]] = 
         raise ConfigError(path, problems)
     if "token" in values:
         values["token"] = Secret(values["token"])
+    values.setdefault("runner_name", socket.gethostname())
+    values.setdefault("max_workers", os.cpu_count() or 1)
     return Config(path=path, **values)
 
 

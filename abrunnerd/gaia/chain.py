@@ -11,8 +11,7 @@ Names of descriptors are Gaia *full names* with the leading dot (``.lowlevel.mfc
 everywhere except ``className`` (``highlevel.<slug>``), as in the files Gaia writes.
 See ``../shared/docs/gaia-history-format.md`` §4–§9 for what each step stores.
 """
-from dataclasses import dataclass, field
-from typing import Dict, List, Union
+from typing import Dict, List, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -21,8 +20,7 @@ REAL, STRING, ENUM = 1, 2, 3
 FIXED, VARIABLE = 0, 1
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(NamedTuple):
     """One leaf of a point layout."""
 
     name: str  # full name, leading dot
@@ -31,12 +29,23 @@ class Descriptor:
     size: int = 1  # dimension for FIXED; always 1 for VARIABLE
 
 
-@dataclass
 class Layout:
     """A point layout: its leaves plus the enum maps (code -> string is the list index)."""
 
-    descriptors: List[Descriptor]
-    enum_maps: Dict[str, List[str]] = field(default_factory=dict)
+    __slots__ = ("descriptors", "enum_maps")
+
+    def __init__(self, descriptors: List[Descriptor], enum_maps: Optional[Dict[str, List[str]]] = None) -> None:
+        self.descriptors = descriptors
+        self.enum_maps = {} if enum_maps is None else enum_maps  # type: Dict[str, List[str]]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Layout) and (self.descriptors, self.enum_maps) == (other.descriptors,
+                                                                                   other.enum_maps)
+
+    __hash__ = None  # type: ignore  # mutable value
+
+    def __repr__(self) -> str:
+        return "Layout(%r, %r)" % (self.descriptors, self.enum_maps)
 
     def names(self) -> List[str]:
         return sorted(d.name for d in self.descriptors)
@@ -73,8 +82,7 @@ class Float32Blob(bytes):
 ParamValue = Union[str, bool, int, float, bytes, StringList, RealList, Float32Blob, dict]
 
 
-@dataclass
-class SvmModel:
+class SvmModel(NamedTuple):
     """A trained libsvm C-SVC model, enough to write libsvm's model text (history §7).
 
     ``labels`` are the libsvm labels 0..K-1 (indices into the sorted ``classMapping``);
@@ -96,8 +104,7 @@ class SvmModel:
     prob_b: Union[np.ndarray, None] = None
 
 
-@dataclass
-class Step:
+class Step(NamedTuple):
     """One fitted transformation, as Gaia stores it.
 
     ``params`` use the wrappers above; the ``svmtrain`` step's ``params['modelData']`` may

@@ -7,8 +7,7 @@ kernel derived from them and shared by every C; each cell is one
 scored by libsvm's voting prediction.
 """
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,8 +22,7 @@ SVM_TOL = 1e-3
 SVM_CACHE_MB = 100  # Gaia's setting
 
 
-@dataclass
-class UnitInput:
+class UnitInput(NamedTuple):
     """What a worker needs for one (preprocessing, fold); ``error`` = the preprocessing failed."""
 
     preprocessing: str
@@ -38,14 +36,22 @@ class UnitInput:
     error: Optional[str] = None
 
 
-@dataclass
 class CellOutcome:
-    ok: bool
-    correct: int = 0
-    total: int = 0
-    confusion: List[List[int]] = field(default_factory=list)
-    error: Optional[str] = None
-    seconds: float = 0.0
+    """One cell on one fold: its test-fold score, or why it failed; ``run_unit`` sets ``seconds``."""
+
+    __slots__ = ("ok", "correct", "total", "confusion", "error", "seconds")
+
+    def __init__(self, ok: bool, correct: int = 0, total: int = 0, confusion: Optional[List[List[int]]] = None,
+                 error: Optional[str] = None, seconds: float = 0.0) -> None:
+        self.ok = ok
+        self.correct = correct
+        self.total = total
+        self.confusion = [] if confusion is None else confusion  # type: List[List[int]]
+        self.error = error
+        self.seconds = seconds
+
+    def __repr__(self) -> str:
+        return "CellOutcome(ok=%r, correct=%r, total=%r, error=%r)" % (self.ok, self.correct, self.total, self.error)
 
 
 def fold_features(unit: UnitInput) -> Tuple[np.ndarray, np.ndarray]:

@@ -6,21 +6,26 @@ recording) and optionally ``artists.json`` (``{mbid: artist}``).
 """
 import json
 import os
-from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from abrunnerd.features_bundle import strip_document  # AB's stripping, shared with the server
 from abrunnerd.trainer.errors import DatasetError
 
 
-@dataclass
 class Dataset:
     """Ground truth, stripped low-level documents and artists, keyed by recording MBID."""
 
-    name: str
-    groundtruth: Dict[str, str]
-    documents: Dict[str, Dict[str, Any]]
-    artists: Dict[str, Optional[str]] = field(default_factory=dict)
+    __slots__ = ("name", "groundtruth", "documents", "artists")
+
+    def __init__(self, name: str, groundtruth: Dict[str, str], documents: Dict[str, Dict[str, Any]],
+                 artists: Optional[Dict[str, Optional[str]]] = None) -> None:
+        self.name = name
+        self.groundtruth = groundtruth
+        self.documents = documents
+        self.artists = {} if artists is None else artists  # type: Dict[str, Optional[str]]
+
+    def __repr__(self) -> str:
+        return "Dataset(%r, %d recordings)" % (self.name, len(self.groundtruth))
 
 
 def artist_from_tags(doc: Dict[str, Any]) -> Optional[str]:

@@ -4,20 +4,25 @@ Real descriptors are float32 ``(n, size)`` arrays, Enum descriptors int64 codes,
 descriptors object arrays; names are Gaia full names.  Frames are never modified in
 place: every step returns a new frame sharing the untouched columns.
 """
-from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from abrunnerd.gaia.chain import FIXED, STRING, Descriptor, Layout
 
 
-@dataclass
 class Frame:
-    ids: List[str]
-    values: Dict[str, np.ndarray]
-    types: Dict[str, int]
-    enum_maps: Dict[str, List[str]] = field(default_factory=dict)
+    __slots__ = ("ids", "values", "types", "enum_maps")
+
+    def __init__(self, ids: List[str], values: Dict[str, np.ndarray], types: Dict[str, int],
+                 enum_maps: Optional[Dict[str, List[str]]] = None) -> None:
+        self.ids = ids
+        self.values = values
+        self.types = types
+        self.enum_maps = {} if enum_maps is None else enum_maps  # type: Dict[str, List[str]]
+
+    def __repr__(self) -> str:
+        return "Frame(%d points, %d descriptors)" % (len(self.ids), len(self.values))
 
     def names(self) -> List[str]:
         return sorted(self.values)

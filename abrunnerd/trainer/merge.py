@@ -5,8 +5,7 @@ ones every document has with the same type (the rest are counted as dropped inst
 dropping whole documents); then removevl, fixlength and the cleaner, recorded as Gaia
 records them: one ``remove`` (on the raw, all-VL layout) and one ``fixlength``.
 """
-from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
@@ -16,8 +15,7 @@ from abrunnerd.trainer.flatten import iter_leaves, leaf_value, signature
 from abrunnerd.trainer.frame import Frame, real_constant
 
 
-@dataclass
-class Merged:
+class Merged(NamedTuple):
     frame: Frame
     steps: List[Step]  # remove + fixlength (each omitted when empty)
     raw_layout: Layout  # the first layout of every history: common descriptors, all VL

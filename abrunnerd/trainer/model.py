@@ -7,8 +7,7 @@ same computation as Essentia's GaiaTransform on the written history.
 """
 import re
 import unicodedata
-from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, NamedTuple, Sequence
 
 import numpy as np
 
@@ -39,8 +38,7 @@ def _with(layout: Layout, *extra: Descriptor) -> Layout:
     return Layout(list(layout.descriptors) + list(extra), dict(layout.enum_maps))
 
 
-@dataclass
-class FinalModel:
+class FinalModel(NamedTuple):
     steps: List[Step]
     class_name: str  # "highlevel.<slug>"
     class_mapping: List[str]

@@ -1,6 +1,5 @@
 """Training options: AcousticBrainz's job options with AB's defaults, validated once."""
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
 
 from abrunnerd.trainer.errors import OptionsError
 
@@ -41,10 +40,7 @@ def _preprocessing(value: Any) -> Tuple[str, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class TrainOptions:
-    """The grid and dataset selection of one training run; C and gamma are log2 exponents."""
-
+class _Fields(NamedTuple):
     c_values: Tuple[int, ...] = DEFAULT_C
     gamma_values: Tuple[int, ...] = DEFAULT_GAMMA
     preprocessing_values: Tuple[str, ...] = DEFAULT_PREPROCESSING
@@ -55,7 +51,21 @@ class TrainOptions:
     kernels: Tuple[str, ...] = KERNELS
     template: Optional[str] = None  # None = choose by the documents' layout
 
-    def __post_init__(self) -> None:
+
+class TrainOptions(_Fields):
+    """The grid and dataset selection of one training run; C and gamma are log2 exponents.
+
+    Immutable, and checked when made: a bad value raises OptionsError from the constructor.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "TrainOptions":
+        self = super().__new__(cls, *args, **kwargs)
+        self._check()
+        return self
+
+    def _check(self) -> None:
         _exponents("c_values", list(self.c_values))
         _exponents("gamma_values", list(self.gamma_values))
         _preprocessing(list(self.preprocessing_values))
@@ -93,7 +103,7 @@ class TrainOptions:
             kwargs["preprocessing_values"] = _preprocessing(options["preprocessing_values"])
         kwargs["filter_type"] = options.get("filter_type")
         normalize = options.get("normalize")
-        kwargs["normalize"] = False if normalize is None else normalize  # validated in __post_init__
+        kwargs["normalize"] = False if normalize is None else normalize  # validated in _check
         return cls(seed=seed, **kwargs)
 
     def combinations(self) -> Sequence[Tuple[str, str, int, int]]:

@@ -1,11 +1,9 @@
 """Progress reports and the ETA from observed cell times."""
 import time
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 
-@dataclass
-class Progress:
+class Progress(NamedTuple):
     stage: str  # "preparing", "training", "final", "done"
     cells_done: int
     cells_total: int

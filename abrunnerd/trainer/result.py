@@ -1,23 +1,34 @@
 """What a training run returns, and its Result JSON (docs/protocol.md, without "runner")."""
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from abrunnerd.trainer.model import FinalModel
 
 
-@dataclass
 class Combination:
-    preprocessing: str
-    kernel: str
-    c: int
-    gamma: int
-    status: str  # "ok" or "failed"
-    correct: int = 0
-    total: int = 0
-    fold_correct: List[Optional[int]] = field(default_factory=list)
-    fold_total: List[Optional[int]] = field(default_factory=list)
-    confusion: List[List[int]] = field(default_factory=list)
-    error: Optional[str] = None
+    """One grid configuration's pooled cross-validation score; filled in fold by fold."""
+
+    __slots__ = ("preprocessing", "kernel", "c", "gamma", "status", "correct", "total", "fold_correct",
+                 "fold_total", "confusion", "error")
+
+    def __init__(self, preprocessing: str, kernel: str, c: int, gamma: int, status: str, correct: int = 0,
+                 total: int = 0, fold_correct: Optional[List[Optional[int]]] = None,
+                 fold_total: Optional[List[Optional[int]]] = None, confusion: Optional[List[List[int]]] = None,
+                 error: Optional[str] = None) -> None:
+        self.preprocessing = preprocessing
+        self.kernel = kernel
+        self.c = c
+        self.gamma = gamma
+        self.status = status  # "ok" or "failed"
+        self.correct = correct
+        self.total = total
+        self.fold_correct = [] if fold_correct is None else fold_correct  # type: List[Optional[int]]
+        self.fold_total = [] if fold_total is None else fold_total  # type: List[Optional[int]]
+        self.confusion = [] if confusion is None else confusion  # type: List[List[int]]
+        self.error = error
+
+    def __repr__(self) -> str:
+        return "Combination(%r, %r, C=%r, gamma=%r, %s, %d/%d)" % (
+            self.preprocessing, self.kernel, self.c, self.gamma, self.status, self.correct, self.total)
 
     @property
     def accuracy(self) -> Optional[float]:
@@ -33,8 +44,7 @@ class Combination:
                 "error": self.error}
 
 
-@dataclass
-class TrainResult:
+class TrainResult(NamedTuple):
     best: Combination
     combinations: List[Combination]
     classes: List[str]  # classMapping order
@@ -42,7 +52,7 @@ class TrainResult:
     seed: int
     nfold: int
     dataset_info: Dict[str, Any]
-    held_out: Dict[str, str] = field(default_factory=dict)
+    held_out: Dict[str, str]  # recordings left out by balanceClasses -> class
 
     @property
     def accuracy(self) -> float:

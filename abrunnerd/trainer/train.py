@@ -5,8 +5,7 @@ then to the first in the job's grid order (see ``choose_best`` and docs/trainer.
 """
 import hashlib
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,8 +28,7 @@ TRAINER_VERSION = "1"
 ProgressFn = Optional[Callable[[Progress], None]]
 
 
-@dataclass
-class Prepared:
+class Prepared(NamedTuple):
     groundtruth: Dict[str, str]
     held_out: Dict[str, str]
     ids: List[str]
@@ -51,8 +49,7 @@ class Prepared:
                          len(self.classes), prepared_set.error)
 
 
-@dataclass
-class PreparedSet:
+class PreparedSet(NamedTuple):
     """One preprocessing set fitted on all training data (or why it could not be)."""
 
     steps: list  # merge steps + the set's steps

@@ -101,14 +101,14 @@ def test_layout_with_enum_maps_round_trips():
 def test_writer_refuses_an_empty_chain_and_bad_layouts():
     with pytest.raises(ValueError, match="empty Gaia history"):
         dumps_history([])
-    bad = remove_b_step()
-    bad.input_layout = Layout([Descriptor(".a", REAL, VARIABLE, 3)])
+    step = remove_b_step()
+    bad = step._replace(input_layout=Layout([Descriptor(".a", REAL, VARIABLE, 3)]))
     with pytest.raises(ValueError, match="transformation 0 .*VL descriptor has size 1"):
         dumps_history([bad])
-    bad.input_layout = Layout([Descriptor("a", REAL, VARIABLE)])
+    bad = step._replace(input_layout=Layout([Descriptor("a", REAL, VARIABLE)]))
     with pytest.raises(ValueError, match="not a Gaia full name"):
         dumps_history([bad])
-    bad.input_layout = Layout([Descriptor(".a", REAL, VARIABLE), Descriptor(".a.b", REAL, VARIABLE)])
+    bad = step._replace(input_layout=Layout([Descriptor(".a", REAL, VARIABLE), Descriptor(".a.b", REAL, VARIABLE)]))
     with pytest.raises(ValueError, match="nested under another descriptor|has children"):
         dumps_history([bad])
 

@@ -34,12 +34,10 @@ def test_render_parse_round_trip_is_exact():
 
 
 def test_inconsistent_models_are_refused():
-    model = three_class_model()
-    model.n_support = [2, 2, 2]
+    model = three_class_model()._replace(n_support=[2, 2, 2])
     with pytest.raises(ValueError, match="disagree"):
         render_model(model)
-    model = three_class_model()
-    model.rho = np.array([0.0])
+    model = three_class_model()._replace(rho=np.array([0.0]))
     with pytest.raises(ValueError, match="do not fit 3 classes"):
         render_model(model)
     model = three_class_model()
