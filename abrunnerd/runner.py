@@ -23,7 +23,7 @@ from abrunnerd import status as st
 from abrunnerd.backoff import Backoff
 from abrunnerd.client import (LOWLEVEL_BATCH, ApiError, AuthError, Client, ClientError, Conflict,
                               IntegrityError, NotFound)
-from abrunnerd.config import Config, Secret
+from abrunnerd.config import Config, ConfigError, Secret
 from abrunnerd.reporting.logs import job_fields
 from abrunnerd.reporting.notify import Notifier
 from abrunnerd.state import JobFiles, StateStore
@@ -150,7 +150,8 @@ class Runner:
         try:
             cfg, token = self.reload_config()
         except Exception as exc:  # keep running on the old config; say what is wrong
-            reason = str(exc)
+            from abrunnerd.exitcodes import config_problem
+            reason = config_problem(exc, "abrunnerd")[0] if isinstance(exc, ConfigError) else str(exc)
             log.error("configuration not reloaded, keeping the previous one%s: %s",
                       " (still without a token)" if self.token is None else "", reason)
             self._set(self.status.snapshot().get("state", st.IDLE), config_error=reason)
