@@ -67,7 +67,12 @@ def show(unit: str, prop: str) -> str:
 
 
 def as_server(cmd: str) -> str:
-    return sh("runuser -u abserver -- abserver " + cmd)
+    """An abserver command as the service user (as the README says); its stdout only."""
+    r = subprocess.run("runuser -u abserver -- abserver " + cmd, shell=True, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
+    if r.returncode != 0:
+        raise Failed("abserver %s failed (%d): %s" % (cmd, r.returncode, r.stderr[-2000:]))
+    return r.stdout
 
 
 def api(path: str, raw: bool = False) -> Any:
