@@ -314,7 +314,7 @@ class Runner:
         files = self.store.files(job_id)
         job = Job(job_id, files, self.store.load(job_id) or {"job_id": job_id})
         # A resumed job shows the position it had (saved with every ping and at stop), never 0/0.
-        self.progress = st.ProgressTracker.from_saved(job.state.get("progress"))
+        self.progress = st.ProgressTracker.from_saved(_read_shown(files.dir))
         self._set(st.RESUMING if resumed else st.CLAIMED, job_id=job_id, dataset_id=job.dataset_id or "",
                   stage=job.state.get("stage", "claimed") if resumed else "claimed", message="",
                   next_poll=0, **self.progress.fields())
@@ -477,7 +477,10 @@ class Runner:
             p = proc.progress()
             if p:
                 done, total = _count(p.get("cells_done")), _count(p.get("cells_total"))
+                before = (self.progress.done, self.progress.total)
                 self.progress.observe(done, total)
+                if (self.progress.done, self.progress.total) != before:
+                    self._save_progress(job)  # saved before shown: a restart never shows less
                 fields = self.progress.fields()
                 if fields["eta_seconds"] < 0 and isinstance(p.get("eta_seconds"), (int, float)):
                     fields["eta_seconds"] = int(p["eta_seconds"])  # the worker's own until we have a rate
@@ -541,8 +544,6 @@ class Runner:
             return
         job.next_ping = time.monotonic() + self.ping_interval
         self.ping(job, stage)
-        if stage in ("training", "paused"):
-            self._save_progress(job)
 
     def ping(self, job: Job, stage: str) -> None:
         """Best effort: a failed ping is a warning (once), never a failed job."""
@@ -731,9 +732,12 @@ class Runner:
 
     # -- status helpers ---------------------------------------------------------------------
     def _save_progress(self, job: Job) -> None:
-        """Keep the position and rate in state.json: a restart shows them at once."""
+        """Keep the shown position and the rate next to the job's state: a restart (even
+        after kill -9) shows them at once. Not fsynced: written up to 5 times a second, and
+        after a power loss the trainer's own checkpoint position is as good."""
         if self.progress.total:
-            job.state = self.store.update(job.id, progress=self.progress.saved())
+            from abrunnerd import atomic
+            atomic.write_json(os.path.join(job.files.dir, SHOWN_FILE), self.progress.saved(), durable=False)
 
     def _stage(self, job: Job, stage: str) -> None:
         job.state = self.store.update(job.id, stage=stage)
@@ -751,6 +755,17 @@ class Runner:
                 self.cfg.path, self.cfg.server_url)
         log.warning(text, extra={"MESSAGE_ID": messages.TOKEN_MISSING})
         self._set(st.NO_TOKEN, message=text)
+
+
+SHOWN_FILE = "shown.json"  # in the job directory: the position every surface last showed
+
+
+def _read_shown(job_dir: str) -> Any:
+    from abrunnerd import atomic
+    try:
+        return atomic.read_json(os.path.join(job_dir, SHOWN_FILE))
+    except (OSError, ValueError):
+        return None
 
 
 def _count(value: Any) -> int:

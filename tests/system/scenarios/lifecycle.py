@@ -402,6 +402,11 @@ def stage_mistakes() -> None:
     lying "no token" status), a 0600 root:root token the daemon cannot read, `jobs` as a
     user outside the group, then the fix. The server is unreachable here (port 9) so no
     job is claimed yet."""
+    sh("systemctl start %s" % UNIT)  # the sysvinit stage left it stopped
+    line = poll(lambda: (lambda l: l if l.startswith("no token") else None)(status_line()), 60,
+                "the no-token Status line")
+    check("still the shipped example" in line, "the no-token line says server_url is the shipped example", line)
+    REPORT["observed"]["status_no_token"] = line
     text = open(CONFIG).read()
     good = re.sub(r"(?m)^#?\s*server_url:.*$", "server_url: http://127.0.0.1:9", text, count=1)
     with open(CONFIG, "w") as f:
