@@ -160,3 +160,18 @@ def test_docs_status_table_lists_every_state():
         text = f.read()
     rows = set(re.findall(r"^\| `([a-z-]+)` \|", text, re.M))
     assert rows == set(st.STATES), (rows ^ set(st.STATES))
+
+
+def test_training_processes_are_named():
+    """setproctitle when installed (the command line), else PR_SET_NAME (the 15-byte comm)."""
+    import subprocess
+    import sys
+    code = ("import os;from abrunnerd.proctitle import name_training_process as n;"
+            "n('1f3c0000-aaaa', 10);print(open('/proc/self/comm').read().strip());"
+            "print(open('/proc/self/cmdline','rb').read().replace(b'\\0',b' ').decode().strip());"
+            "print(os.environ['ABRUNNERD_PROC_TITLE'])")
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True,
+                         env=dict(os.environ, PYTHONPATH=ROOT), timeout=60, check=True).stdout.splitlines()
+    comm, cmdline, inherited = out
+    assert comm == "abrunnerd-train" or cmdline == "abrunnerd: training job 1f3c0000 (nice 10)", out
+    assert inherited == "1f3c0000"  # the pool processes' titles name the job

@@ -552,6 +552,10 @@ def stage_progress() -> None:
         sh("systemctl status --no-pager %s" % UNIT, check_rc=False)), 60, "the progress STATUS line")
     line = re.search(r"Status: \"[^\"]*\"", out).group(0)
     REPORT["observed"]["systemctl_status_line"] = line
+    # The CGroup tree names the training processes (python3-setproctitle, a Recommends).
+    tree = sh("systemctl status --no-pager -l %s" % UNIT, check_rc=False)
+    check("abrunnerd: training job %s" % PARAMS["job_id"][:8] in tree and "abrunnerd: trainer pool process" in tree
+          and "multiprocessing.spawn" not in tree, "the CGroup tree names the training processes", tree[-3000:])
     print("systemctl status:", line)
     job8 = PARAMS["job_id"][:8]
     root_out = sh("abrunnerctl status")
