@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "abrunnerd.ctl_runner",  # status, check-config, jobs, pause, resume, cancel
     "abrunnerd.trainer.cli",  # train
     "abrunnerd.gaia.cli",  # inspect-history
+    "abrunnerd.gaia.predict_cli",  # predict
 ]
 
 

@@ -11,6 +11,7 @@ from typing import Any, Dict
 
 from abrunnerd.config import DEFAULT_CONFIG, ConfigError, load_config, load_token
 from abrunnerd.exitcodes import CONFIG, NOPERM, UNAVAILABLE, config_problem
+from abrunnerd.sinks import terminal
 
 EX_UNAVAILABLE = UNAVAILABLE
 
@@ -42,13 +43,23 @@ def _bus_spec(args: argparse.Namespace) -> str:
     if os.environ.get("ABRUNNERD_DBUS_ADDRESS"):
         return os.environ["ABRUNNERD_DBUS_ADDRESS"]
     try:
-        return load_config(args.config).dbus_bus
+        return load_config(args.config, check_dirs=False).dbus_bus
     except ConfigError:
         return "system"
 
 
+def _import_dbus() -> Any:
+    try:
+        import dbus
+    except ImportError:
+        print("abrunnerctl: this command talks to abrunnerd over D-Bus and needs dbus-python "
+              "(apt install python3-dbus, or pip install dbus-python)", file=sys.stderr)
+        raise SystemExit(EX_UNAVAILABLE)
+    return dbus
+
+
 def _proxy(args: argparse.Namespace) -> Any:
-    import dbus
+    dbus = _import_dbus()
 
     from abrunnerd.reporting.dbus_service import BUS_NAME, INTERFACE, OBJECT_PATH, connect
 
@@ -57,7 +68,7 @@ def _proxy(args: argparse.Namespace) -> Any:
 
 
 def _call(args: argparse.Namespace, method: str) -> Any:
-    import dbus
+    dbus = _import_dbus()
 
     try:
         return getattr(_proxy(args), method)()
@@ -77,7 +88,7 @@ def _call(args: argparse.Namespace, method: str) -> Any:
         elif name.endswith("NoJob"):
             print("abrunnerctl: no job is running, nothing to %s" % method.lower(), file=sys.stderr)
         else:
-            print("abrunnerctl: %s" % (exc.get_dbus_message() or name), file=sys.stderr)
+            print("abrunnerctl: %s" % terminal(exc.get_dbus_message() or name), file=sys.stderr)
         raise SystemExit(EX_UNAVAILABLE)
 
 
@@ -89,6 +100,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         import json
         print(json.dumps(snap, indent=1, sort_keys=True))
         return 0
+    snap = {k: terminal(v) if isinstance(v, str) else v for k, v in snap.items()}  # daemon text is server text
     print(summary(snap))
     if snap.get("config_error") and snap.get("state") in JOB_STATES:
         print("config:   reload refused: %s" % snap["config_error"])
@@ -109,7 +121,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("last:     %s" % snap["last_result"])
     if snap.get("last_error"):
         print("last error: %s" % snap["last_error"])
+    _print_local_results(args)
     return 0
+
+
+def _print_local_results(args: argparse.Namespace) -> None:
+    """Jobs trained here and kept locally (servers with only AcousticBrainz's API)."""
+    from abrunnerd.state import StateStore
+
+    try:
+        cfg = load_config(args.config, check_dirs=False)
+    except ConfigError:
+        return
+    results = StateStore(cfg.work_dir).local_results()
+    if results:
+        print("kept locally (the server cannot take results): %d job(s) in %s/results"
+              % (len(results), terminal(cfg.work_dir)))
 
 
 def _plain(value: Any) -> Any:
@@ -135,10 +162,10 @@ class NoToken(Exception):
 
 def _config_failure(exc: Exception, command: str) -> int:
     if isinstance(exc, NoToken):
-        print("abrunnerctl: %s" % exc, file=sys.stderr)
+        print("abrunnerctl: %s" % terminal(str(exc), 20000), file=sys.stderr)
         return CONFIG
     text, code = config_problem(exc, "abrunnerctl " + command)
-    print("abrunnerctl: %s" % text, file=sys.stderr)
+    print("abrunnerctl: %s" % terminal(text, 20000), file=sys.stderr)
     return code
 
 
@@ -146,7 +173,7 @@ def _client(args: argparse.Namespace) -> Any:
     from abrunnerd.client import Client
     from abrunnerd.status import is_example_url
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, check_dirs=False)
     token = load_token(cfg)
     if token is None:
         raise NoToken("no token: put it into %s (chown root:abrunner, chmod 0640)%s" % (
@@ -156,25 +183,41 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from abrunnerd.client import ClientError
+    from abrunnerd.client import AuthError, ClientError, NotFound, RedirectError
 
     try:
+        load_config(args.config)  # everything the daemon checks, work_dir included
         cfg, client = _client(args)
     except (ConfigError, NoToken) as exc:
         return _config_failure(exc, "check-config")
     print("%s: configuration is valid" % cfg.path)
     try:
-        who = client.whoami()
+        try:
+            who = client.whoami()
+        except (NotFound, RedirectError) as exc:
+            # AcousticBrainz answers unknown paths (whoami) before it checks the token: ask
+            # for the job list instead, which it does check.
+            client.pending_jobs()
+            print("the token is accepted by %s, a server with only AcousticBrainz's API (whoami answers %s): "
+                  "jobs are trained here and their results kept in %s/results"
+                  % (cfg.server_url, "HTTP %d" % getattr(exc, "status", 0), cfg.work_dir))
+            return 0
+    except AuthError as exc:
+        print("abrunnerctl: token rejected: %s; put a valid token into %s"
+              % (terminal(str(exc)), cfg.token_file), file=sys.stderr)
+        return NOPERM
     except ClientError as exc:
-        print("abrunnerctl: %s" % exc, file=sys.stderr)
-        return NOPERM if getattr(exc, "status", None) in (401, 403) else EX_UNAVAILABLE
-    print("token belongs to %s on %s (server %s, API %s)" % (who.get("username"), cfg.server_url,
-                                                           who.get("server_version"), who.get("api_version")))
+        print("abrunnerctl: %s" % terminal(str(exc)), file=sys.stderr)
+        return EX_UNAVAILABLE
+    print("token belongs to %s on %s (server %s, API %s)" % (
+        terminal(who.get("username")), cfg.server_url, terminal(who.get("server_version")),
+        terminal(who.get("api_version"))))
     return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     from abrunnerd.client import ClientError
+    from abrunnerd.state import StateStore
 
     try:
         cfg, client = _client(args)
@@ -182,12 +225,20 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     except (ConfigError, NoToken) as exc:
         return _config_failure(exc, "jobs")
     except ClientError as exc:
-        print("abrunnerctl: %s" % exc, file=sys.stderr)
+        print("abrunnerctl: %s" % terminal(str(exc)), file=sys.stderr)
         return NOPERM if getattr(exc, "status", None) in (401, 403) else EX_UNAVAILABLE
+    local = {r["job_id"]: r for r in StateStore(cfg.work_dir).local_results()}
     if not jobs:
         print("no pending remote jobs")
-        return 0
-    print("%-36s  %-30s  %s" % ("JOB", "DATASET", "SUBMITTED"))
+    else:
+        print("%-36s  %-30s  %s" % ("JOB", "DATASET", "SUBMITTED"))
     for job in jobs:
-        print("%-36s  %-30s  %s" % (job["job_id"], job.get("dataset_name", ""), job.get("created", "")))
+        note = ""
+        if job.job_id in local:
+            r = local[job.job_id]
+            note = ("  [failed here: %s]" % terminal(r["failed"], 200) if r["failed"] else
+                    "  [trained here: accuracy %.2f %%, result in %s]" % (r["accuracy"] or 0.0, r["path"]))
+        print("%-36s  %-30s  %s%s" % (job.job_id, terminal(job.dataset_name, 200), terminal(job.created, 64), note))
+    for problem in client.left_out:
+        print("abrunnerctl: left out: %s" % terminal(problem), file=sys.stderr)
     return 0

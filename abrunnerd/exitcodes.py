@@ -12,13 +12,17 @@ from typing import Any, List, NamedTuple, Tuple
 
 OK = 0
 USAGE = 2  # argparse
+SOME_FAILED = 3  # predict: some documents could not be predicted
+EX_USAGE = 64  # predict's own usage errors
 DATAERR = 65  # EX_DATAERR
 NOINPUT = 66  # EX_NOINPUT
+CANTCREAT = 73  # EX_CANTCREAT
 UNAVAILABLE = 69  # EX_UNAVAILABLE
 SOFTWARE = 70  # EX_SOFTWARE
 NOPERM = 77  # EX_NOPERM
 CONFIG = 78  # EX_CONFIG
 INTERRUPTED = 130  # 128 + SIGINT
+TERMINATED = 143  # 128 + SIGTERM
 
 
 class ExitCode(NamedTuple):
@@ -33,9 +37,12 @@ TABLE = [
     ExitCode(OK, (D, C), "success; abrunnerd: stopped on request, or --once finished, or --check-config "
              "found the files valid", "nothing"),
     ExitCode(USAGE, (D, C), "wrong command-line usage", "see --help"),
-    ExitCode(DATAERR, (C,), "train / inspect-history: the dataset or the .history file is unusable "
-             "(the message names the file and the field)", "fix or replace that file"),
-    ExitCode(NOINPUT, (C,), "inspect-history: the file does not exist or cannot be read", "check the path"),
+    ExitCode(SOME_FAILED, (C,), "predict: some documents could not be predicted (each is named on "
+             "standard error with the descriptor); the others were written", "fix or drop those documents"),
+    ExitCode(EX_USAGE, (C,), "predict: inconsistent arguments (the message says which)", "see predict --help"),
+    ExitCode(DATAERR, (C,), "train / inspect-history / predict: the dataset or a .history file is unusable "
+             "(the message names the file and the field or transformation)", "fix or replace that file"),
+    ExitCode(NOINPUT, (C,), "inspect-history / predict: a file does not exist or cannot be read", "check the path"),
     ExitCode(UNAVAILABLE, (C,), "the daemon is not running (status, pause, resume, cancel) or the job "
              "server cannot be reached or refused the request (check-config, jobs)",
              "systemctl status abrunnerd; journalctl -u abrunnerd; check server_url"),
@@ -52,7 +59,9 @@ TABLE = [
              "service on this status",
              "fix the file, then 'systemctl restart abrunnerd' (after a failed start) or "
              "'systemctl reload abrunnerd' (while it runs)"),
-    ExitCode(INTERRUPTED, (C,), "train: interrupted (Ctrl-C)", "run it again; it starts over"),
+    ExitCode(CANTCREAT, (C,), "predict: an output cannot be written", "check the output path and the disk"),
+    ExitCode(INTERRUPTED, (C,), "train / predict: interrupted (Ctrl-C)", "run it again"),
+    ExitCode(TERMINATED, (C,), "predict: terminated (SIGTERM)", "run it again"),
 ]
 
 

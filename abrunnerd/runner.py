@@ -21,8 +21,8 @@ from typing import Any, Callable, Dict, List, Optional, Set
 from abrunnerd import messages
 from abrunnerd import status as st
 from abrunnerd.backoff import Backoff
-from abrunnerd.client import (LOWLEVEL_BATCH, ApiError, AuthError, Client, ClientError, Conflict,
-                              IntegrityError, NotFound)
+from abrunnerd.client import (LOWLEVEL_BATCH, ApiError, AuthError, BadAnswerError, Client, ClientError,
+                              Conflict, IntegrityError, Interrupted, NotFound, RedirectError)
 from abrunnerd.config import Config, ConfigError, Secret
 from abrunnerd.reporting.logs import job_fields
 from abrunnerd.reporting.notify import Notifier
@@ -37,6 +37,7 @@ MAX_INTEGRITY_FAILURES = 5
 MAX_TRAIN_ATTEMPTS = 3  # runs of the training process per job before it is reported failed
 TICK = 0.2
 EX_NOPERM = 77  # --once with a rejected token
+EX_CONFIG = 78
 
 
 class Signals:
@@ -96,6 +97,8 @@ class Runner:
         self.progress = st.ProgressTracker()  # the held job's position (status model: status.py)
         self._trouble: Optional[str] = None  # the kind of the current network trouble, logged once
         self._skipped: Dict[str, str] = {}  # job id -> why we do not take it
+        self._said: Set[str] = set()  # problems with the server's answers, logged once each
+        self.ab_only = False  # the server has only AcousticBrainz's API (said once)
         self._resumed: Set[str] = set()
         self._pause_wanted = False
         self.once_done = False
@@ -106,7 +109,8 @@ class Runner:
         if self.token is None:
             return None
         return Client(self.cfg.server_url, self.token, timeout=self.cfg.request_timeout,
-                      verify=self.cfg.tls_verify(), max_download_size=self.cfg.max_download_size)
+                      verify=self.cfg.tls_verify(), max_download_size=self.cfg.max_download_size,
+                      should_stop=lambda: self.signals.stop)
 
     def start(self) -> None:
         self.store.ensure_dirs()
@@ -120,7 +124,13 @@ class Runner:
 
     def run(self) -> int:
         """The main loop: until stopped (or, with --once, until one job is done)."""
-        self.start()
+        try:
+            self.start()
+        except OSError as exc:  # an unusable work_dir is a configuration problem: exit 78, not a crash
+            log.error("work_dir %s cannot be used (%s%s): create it writable for the daemon's user and "
+                      "restart", self.cfg.work_dir, exc.strerror or exc,
+                      ": " + exc.filename if isinstance(exc.filename, str) else "")
+            return EX_CONFIG
         while not self.signals.stop:
             wait = self.loop_once()
             if self.once and self.once_done:
@@ -182,7 +192,8 @@ class Runner:
         try:
             held = self.store.held_jobs()
             if held:
-                self.process_job(held[0], resumed=True)
+                if not self.process_job(held[0], resumed=True):
+                    return self._after_unfinished()
             else:
                 job_id = self.poll_and_claim()
                 if job_id is None:
@@ -193,12 +204,13 @@ class Runner:
                     if self.once:
                         self.once_done = True
                     return self.cfg.poll_interval
-                self.process_job(job_id, resumed=False)
+                if not self.process_job(job_id, resumed=False):
+                    return self._after_unfinished()
             self._recovered()
             if self.once:
                 self.once_done = True
             return 0.0
-        except Stopping:
+        except (Stopping, Interrupted):
             return 0.0
         except AuthError as exc:
             if self._trouble != "auth":
@@ -223,14 +235,23 @@ class Runner:
             log.exception("unexpected error, retrying with backoff: %s", exc)
             return self._retry_later(exc)
 
+    def _after_unfinished(self) -> float:
+        """A job ended canceled, refused or failed: back off like after any failure
+        (decisions 7e), so a server that cancels or refuses everything is not hammered."""
+        if self.once:
+            self.once_done = True
+        return self.backoff.next_delay()
+
     def _retry_later(self, exc: Exception) -> float:
         delay = self.backoff.next_delay()
+        if getattr(exc, "retry_after", None):  # 429/503 with Retry-After or X-RateLimit-Reset-In
+            delay = max(delay, float(exc.retry_after))  # type: ignore[attr-defined]
         kind = "%s:%s" % (type(exc).__name__, getattr(exc, "status", ""))
         if self._trouble != kind:
             self._trouble = kind
             log.warning("%s; retrying with backoff (at most every %d s until it works)", exc, self.backoff.cap)
         else:
-            log.debug("still failing: %s; next try in %.0f s", exc, delay)
+            log.debug("still failing the same way; next try in %.0f s", delay)
         self._set(st.BACKOFF, message="%s (retry in %.0f s)" % (exc, delay), last_error=str(exc))
         return delay
 
@@ -245,58 +266,120 @@ class Runner:
         """Claim the oldest pending job we can take; None when there is none."""
         assert self.client is not None
         self._set(st.POLLING, message="looking for pending jobs")
-        for entry in self.client.pending_jobs():
-            job_id = entry["job_id"]
-            if job_id in self._skipped or self.store.has_local_result(job_id):
+        entries = self.client.pending_jobs()
+        for problem in self.client.left_out:
+            self._say_once("job list", "the server's job list has an entry the runner cannot use (%s); "
+                           "left out" % problem)
+        for entry in entries:
+            job_id = entry.job_id
+            if job_id in self._skipped:
                 continue
+            failed_hash = self.store.local_failure_hash(job_id)
+            if self.store.has_local_result(job_id) and failed_hash is None:
+                continue  # trained here before (AB-only server): the result is in results/
+            bad_details = None
             try:
                 details = self.client.job_details(job_id)
             except NotFound:
                 continue
-            if not self._fits_in_memory(job_id, details):
+            except BadAnswerError as exc:
+                bad_details, details = exc.problem, {}
+            if failed_hash is not None and (bad_details is not None or _dataset_hash(details) == failed_hash):
+                continue  # failed here on this very dataset: tried again only when it changes
+            if bad_details is None and not self._fits_in_memory(job_id, details):
                 continue
             try:
                 lease = self.client.claim(job_id, self.runner_id, self.cfg.runner_name, None)
                 local_only = False
             except Conflict:
                 continue  # another runner was faster
-            except NotFound:
-                if not self._server_is_ab_only():
+            except BadAnswerError as exc:
+                self._refuse(job_id, getattr(exc, "lease_id", None), "the claim answer is malformed: %s"
+                             % exc.problem)
+                continue
+            except (NotFound, RedirectError) as exc:
+                if not self._server_is_ab_only(exc):
                     continue
-                lease, local_only = {}, True
-                log.warning("%s has no claim endpoint (AcousticBrainz's API only): training job %s "
-                            "here anyway and keeping the result in %s", self.cfg.server_url, job_id,
-                            self.store.results_dir(job_id), extra=job_fields(job_id))
+                lease, local_only = None, True
+            if bad_details is not None:
+                self._refuse(job_id, lease.lease_id if lease else None,
+                             "the job details are malformed: %s" % bad_details, tell_server=not local_only)
+                continue
             dataset_id = details.get("dataset_id")
             from abrunnerd import atomic
-            os.makedirs(self.store.files(job_id).dir, mode=0o750, exist_ok=True)
-            atomic.write_json(self.store.files(job_id).details, details)  # before state.json marks it held
+            files = self.store.files(job_id)
+            os.makedirs(self.store.checked(files.dir), mode=0o750, exist_ok=True)
+            atomic.write_json(self.store.checked(files.details), details)  # before state.json marks it held
+            seed = lease.seed if lease and lease.seed is not None else details.get("seed", 42)
             self.store.save(job_id, {
-                "job_id": job_id, "dataset_id": dataset_id, "lease_id": lease.get("lease_id"),
-                "local_only": local_only, "seed": lease.get("seed", details.get("seed", 42)),
-                "features_url": lease.get("features_url"), "features_sha256": lease.get("features_sha256"),
-                "features_size": lease.get("features_size"), "claimed_at": time.time(), "stage": "claimed"})
-            self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, lease.get("ping_interval"))
-            log.info("claimed job %s (dataset %s, %s)", job_id, dataset_id,
-                     entry.get("dataset_name") or details.get("dataset", {}).get("name", "?"),
-                     extra=job_fields(job_id, dataset_id, "claimed", 0.0, messages.JOB_CLAIMED))
+                "job_id": job_id, "dataset_id": dataset_id, "lease_id": lease.lease_id if lease else None,
+                "local_only": local_only, "seed": seed,
+                "features_url": lease.features_url if lease else None,
+                "features_sha256": lease.features_sha256 if lease else None,
+                "features_size": lease.features_size if lease else None,
+                "dataset_hash": _dataset_hash(details), "claimed_at": time.time(), "stage": "claimed"})
+            if lease:
+                self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, lease.ping_interval)
+            name = entry.dataset_name or details.get("dataset", {}).get("name") or "?"
+            if local_only:
+                log.info("training job %s locally (dataset %s, %s): nothing is claimed on an "
+                         "AcousticBrainz-only server; the result stays in %s", job_id, dataset_id, name,
+                         self.store.results_dir(job_id),
+                         extra=job_fields(job_id, dataset_id, "local", 0.0, messages.JOB_LOCAL_STARTED))
+            else:
+                log.info("claimed job %s (dataset %s, %s)", job_id, dataset_id, name,
+                         extra=job_fields(job_id, dataset_id, "claimed", 0.0, messages.JOB_CLAIMED))
             return job_id
         return None
 
-    def _server_is_ab_only(self) -> bool:
+    def _refuse(self, job_id: str, lease_id: Optional[str], reason: str, tell_server: bool = True) -> None:
+        """A job the runner cannot take: fail it on the server with the reason when it can
+        (so the owner learns why and the queue moves on for every runner), else skip it
+        here; logged once either way."""
+        self._skipped[job_id] = reason
+        told = False
+        if tell_server and self.client is not None:
+            try:
+                self.client.fail(job_id, lease_id, reason)
+                told = True
+            except ClientError as exc:
+                log.debug("could not report job %s as failed: %s", job_id, exc)
+        log.error("job %s cannot be trained: %s; %s", job_id, reason,
+                  "reported it as failed" if told else "skipping it on this runner",
+                  extra=job_fields(job_id, None, "failed", message_id=messages.JOB_FAILED))
+
+    def _say_once(self, key: str, text: str) -> None:
+        if (key, text) in self._said or len(self._said) > 1000:
+            return
+        self._said.add((key, text))  # type: ignore[arg-type]
+        log.warning("%s", text)
+
+    def _server_is_ab_only(self, claim_error: ClientError) -> bool:
+        """AcousticBrainz's real server answers unknown paths with 404, or with a 301 to
+        https when run on plain HTTP behind its production config: claim and whoami both
+        answering that way means a server with only AB's API (said once)."""
         assert self.client is not None
         try:
             self.client.whoami()
+            if isinstance(claim_error, RedirectError):
+                raise claim_error  # whoami works but claim redirects: report it, do not guess
             return False
-        except NotFound:
+        except (NotFound, RedirectError) as exc:
+            if not self.ab_only:
+                self.ab_only = True
+                log.warning("%s has only AcousticBrainz's API (claim and whoami answer %s): jobs are "
+                            "trained here, nothing is claimed, pinged or uploaded, and results stay in %s",
+                            self.cfg.server_url, "HTTP %d" % getattr(exc, "status", 0),
+                            os.path.join(self.cfg.work_dir, "results"),
+                            extra={"MESSAGE_ID": messages.SERVER_AB_ONLY})
             return True
 
     def _fits_in_memory(self, job_id: str, details: Dict[str, Any]) -> bool:
         if not self.cfg.max_memory:
             return True
-        n = sum(len(c.get("recordings") or []) for c in (details.get("dataset") or {}).get("classes") or [])
+        n = sum(len(c["recordings"]) for c in details["dataset"]["classes"])
         try:
-            need = estimate_peak_memory(n, details.get("options") or {}, self.cfg.max_workers)
+            need = estimate_peak_memory(n, details["options"], self.workers())
         except Exception as exc:
             log.warning("cannot estimate the memory job %s needs (%s); trying it anyway", job_id, exc)
             return True
@@ -309,11 +392,25 @@ class Runner:
                     self.cfg.path, extra=job_fields(job_id, details.get("dataset_id")))
         return False
 
+    def workers(self) -> int:
+        """Training processes: max_workers, but never more than the CPUs (the trainer
+        further caps them at the cells left to do)."""
+        return max(1, min(self.cfg.max_workers, os.cpu_count() or 1))
+
     # -- one job, start to end --------------------------------------------------------------
-    def process_job(self, job_id: str, resumed: bool) -> None:
+    def process_job(self, job_id: str, resumed: bool) -> bool:
+        """True when the job was done (uploaded or kept); False when it ended otherwise."""
         files = self.store.files(job_id)
-        job = Job(job_id, files, self.store.load(job_id) or {"job_id": job_id})
-        # A resumed job shows the position it had (saved with every ping and at stop), never 0/0.
+        if resumed:
+            try:
+                state = self.store.load_checked(job_id)
+            except (OSError, ValueError) as exc:
+                self.store.quarantine(job_id, str(exc))
+                return False
+        else:
+            state = self.store.load(job_id) or {"job_id": job_id}
+        job = Job(job_id, files, state)
+        # A resumed job shows the position it last showed (shown.json), never 0/0.
         self.progress = st.ProgressTracker.from_saved(_read_shown(files.dir))
         self._set(st.RESUMING if resumed else st.CLAIMED, job_id=job_id, dataset_id=job.dataset_id or "",
                   stage=job.state.get("stage", "claimed") if resumed else "claimed", message="",
@@ -322,13 +419,14 @@ class Runner:
             if resumed:
                 self.resume_lease(job)
             if job.state.get("failure"):
-                return self.report_failure(job, job.state["failure"])
+                self.report_failure(job, job.state["failure"])
             if not os.path.exists(files.result):
                 self.fetch_features(job)
                 self.train(job)
             self.upload(job)
+            return True
         except JobEnded:
-            return
+            return False
 
     def resume_lease(self, job: Job) -> None:
         kill_stale(job.state.get("worker_pgid"))
@@ -348,11 +446,13 @@ class Runner:
                         extra=job_fields(job.id, job.dataset_id))
             self.forget(job)
             raise JobEnded()
-        job.state = self.store.update(job.id, lease_id=lease.get("lease_id"),
-                                      features_url=lease.get("features_url") or job.state.get("features_url"),
-                                      features_sha256=lease.get("features_sha256") or job.state.get("features_sha256"),
-                                      features_size=lease.get("features_size") or job.state.get("features_size"))
-        self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, lease.get("ping_interval"))
+        except BadAnswerError as exc:
+            self.report_failure(job, "the claim answer is malformed: %s" % exc.problem)
+        job.state = self.store.update(job.id, lease_id=lease.lease_id or job.state.get("lease_id"),
+                                      features_url=lease.features_url or job.state.get("features_url"),
+                                      features_sha256=lease.features_sha256 or job.state.get("features_sha256"),
+                                      features_size=lease.features_size or job.state.get("features_size"))
+        self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, lease.ping_interval)
 
     def fetch_features(self, job: Job) -> None:
         files = job.files
@@ -371,6 +471,8 @@ class Runner:
             self.tick(job, "downloading", fraction=(done / size) if size else 0.0)
             if self.signals.stop:
                 raise Stopping()
+            if job.canceled or job.lease_lost:  # a ping said so: the download is abandoned
+                self.end_unfinished(job)
 
         url = job.state.get("features_url") or "datasets/evaluation/jobs/%s/features" % job.id
         try:
@@ -391,10 +493,10 @@ class Runner:
 
         assert self.client is not None
         details = self._details(job)
-        dataset = details.get("dataset") or {}
-        mbids = [m for c in dataset.get("classes") or [] for m in c.get("recordings") or []]
+        dataset = details["dataset"]
+        mbids = [m for c in dataset["classes"] for m in c["recordings"]]  # canonical UUIDs (answers)
         lowlevel = os.path.join(job.files.abdata, "lowlevel")
-        os.makedirs(lowlevel, exist_ok=True)
+        os.makedirs(self.store.checked(lowlevel), exist_ok=True)
         self._set(st.DOWNLOADING, stage="downloading", message="fetching low-level features")
         todo = [m for m in mbids if not os.path.exists(os.path.join(lowlevel, m + ".json"))]
         for i in range(0, len(todo), LOWLEVEL_BATCH):
@@ -403,22 +505,39 @@ class Runner:
             for mbid in batch:
                 entry = body.get(mbid)
                 doc = entry.get("0") if isinstance(entry, dict) else None
-                if doc is not None:
-                    atomic.write_json(os.path.join(lowlevel, mbid + ".json"), doc, durable=False)
+                if isinstance(doc, dict):
+                    atomic.write_json(self.store.checked(os.path.join(lowlevel, mbid + ".json")), doc,
+                                      durable=False)
             if self.signals.stop:
                 raise Stopping()
-        atomic.write_json(os.path.join(job.files.abdata, "dataset.json"), dataset)
+        missing = [m for m in mbids if not os.path.exists(os.path.join(lowlevel, m + ".json"))]
+        if missing:
+            # AB embeds the current dataset, not the job's snapshot: a recording added later
+            # may have no document. Train on the rest and say which ones were left out.
+            log.warning("job %s: the server returned no low-level document for %d of %d recordings; "
+                        "training without them: %s%s", job.id, len(missing), len(mbids),
+                        ", ".join(missing[:10]), " …" if len(missing) > 10 else "",
+                        extra=job_fields(job.id, job.dataset_id, "downloading"))
+            keep = set(mbids) - set(missing)
+            dataset = dict(dataset, classes=[dict(c, recordings=[m for m in c["recordings"] if m in keep])
+                                             for c in dataset["classes"]])
+        atomic.write_json(self.store.checked(os.path.join(job.files.abdata, "dataset.json")), dataset)
 
     def _details(self, job: Job) -> Dict[str, Any]:
         """The job details saved at claim time (fetched again if that file is gone)."""
         from abrunnerd import atomic
 
+        from abrunnerd.answers import BadAnswer, parse_details
+
         try:
-            return atomic.read_json(job.files.details)
-        except (OSError, ValueError):
+            return parse_details(job.id, atomic.read_json(job.files.details))
+        except (OSError, ValueError, RecursionError):  # gone or corrupted: ask again (checked there)
             assert self.client is not None
-            details = self.client.job_details(job.id)
-            atomic.write_json(job.files.details, details)
+            try:
+                details = self.client.job_details(job.id)
+            except BadAnswerError as exc:
+                self.report_failure(job, "the job details are malformed: %s" % exc.problem)
+            atomic.write_json(self.store.checked(job.files.details), details)
             return details
 
     def train(self, job: Job) -> None:
@@ -427,10 +546,10 @@ class Runner:
 
         files = job.files
         details = self._details(job)
-        atomic.write_json(files.spec, {
+        atomic.write_json(self.store.checked(files.spec), {
             "job_id": job.id, "runner_name": self.cfg.runner_name, "seed": job.state.get("seed", 42),
-            "options": details.get("options") or {}, "max_workers": self.cfg.max_workers,
-            "source": "abdata" if job.local_only else "bundle", "dataset": details.get("dataset") or {}})
+            "options": details["options"], "max_workers": self.workers(),
+            "source": "abdata" if job.local_only else "bundle", "dataset": details["dataset"]})
         while True:
             rc = self._run_training(job)
             if rc == DONE and os.path.exists(files.result):
@@ -470,7 +589,7 @@ class Runner:
         self._set(st.PAUSED if proc.paused else st.TRAINING, stage="paused" if proc.paused else "training",
                   message="training", **self.progress.fields())
         log.info("training job %s (process %d, %d workers, nice %d)", job.id, pgid,
-                 self.cfg.max_workers, self.cfg.nice, extra=job_fields(job.id, job.dataset_id, "training", 0.0))
+                 self.workers(), self.cfg.nice, extra=job_fields(job.id, job.dataset_id, "training", 0.0))
         last_logged = -1
         while True:
             rc = proc.poll()
@@ -557,6 +676,8 @@ class Runner:
                 "cells_done": int(snap.get("cells_done") or 0), "cells_total": int(snap.get("cells_total") or 0)}
         try:
             answer = self.client.ping(job.id, body)
+        except Interrupted:
+            return  # stopping: the caller sees the flag
         except Conflict as exc:
             if exc.code == "job_finished":
                 log.info("the server says job %s is already finished; stopping work on it", job.id,
@@ -575,19 +696,18 @@ class Runner:
         if self._trouble == "ping":
             log.info("status pings reach %s again", self.cfg.server_url)
             self._trouble = None
-        if isinstance(answer, dict):
-            if answer.get("ping_interval"):
-                self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, answer["ping_interval"])
-            if answer.get("cancel"):
-                job.canceled, job.cancel_source = True, "server"
-            if bool(answer.get("stalled")) != job.stalled:
-                job.stalled = bool(answer.get("stalled"))
-                if job.stalled:
-                    log.warning("the server flagged job %s stalled (no finished cell for its stall time) "
-                                "and offers it to other runners; training goes on until one claims it",
-                                job.id, extra=job_fields(job.id, job.dataset_id, stage))
-                else:
-                    log.info("job %s is no longer flagged stalled", job.id, extra=job_fields(job.id, job.dataset_id))
+        if answer.ping_interval:
+            self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, answer.ping_interval)
+        if answer.cancel:
+            job.canceled, job.cancel_source = True, "server"
+        if answer.stalled != job.stalled:
+            job.stalled = answer.stalled
+            if job.stalled:
+                log.warning("the server flagged job %s stalled (no finished cell for its stall time) "
+                            "and offers it to other runners; training goes on until one claims it",
+                            job.id, extra=job_fields(job.id, job.dataset_id, stage))
+            else:
+                log.info("job %s is no longer flagged stalled", job.id, extra=job_fields(job.id, job.dataset_id))
 
     # -- ends of a job ------------------------------------------------------------------------
     def end_unfinished(self, job: Job) -> None:
@@ -644,7 +764,7 @@ class Runner:
             result = json.loads(f.read().decode("utf-8"))
         if job.local_only:
             self._keep_locally(job)
-            self._finished(job, result, "kept in " + self.store.results_dir(job.id))
+            self._finished(job, result, "kept in " + self.store.results_dir(job.id), messages.JOB_LOCAL_FINISHED)
             return
         with open(files.model, "rb") as f:
             model = f.read()
@@ -703,27 +823,29 @@ class Runner:
                         break
                     time.sleep(TICK)
 
-    def _finished(self, job: Job, result: Dict[str, Any], how: str) -> None:
+    def _finished(self, job: Job, result: Dict[str, Any], how: str,
+                  message_id: str = messages.JOB_FINISHED) -> None:
         params = (result.get("parameters") or {}).get("model") or {}
         log.info("job %s finished: accuracy %.2f%%, best %s C=2^%s gamma=2^%s (%s)", job.id,
                  float(result.get("accuracy") or 0.0), params.get("preprocessing"), params.get("C"),
                  params.get("gamma"), how,
-                 extra=job_fields(job.id, job.dataset_id, "done", 1.0, messages.JOB_FINISHED))
+                 extra=job_fields(job.id, job.dataset_id, "done", 1.0, message_id))
         self.forget(job)
         self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0, cells_done=0, cells_total=0,
                   eta_seconds=-1, message="idle", last_result="job %s… done, accuracy %.1f%% (%s)" % (
                       job.id[:8], float(result.get("accuracy") or 0.0), how))
 
     def _keep_locally(self, job: Job) -> str:
-        dest = self.store.results_dir(job.id)
+        dest = self.store.checked(self.store.results_dir(job.id))
         os.makedirs(dest, exist_ok=True)
         for name in ("result.json", "model.history", "error.json", "job.json"):
             src = os.path.join(job.files.dir, name)
-            if os.path.exists(src):
-                shutil.copy2(src, os.path.join(dest, name))
+            if os.path.isfile(src) and not os.path.islink(src):
+                shutil.copyfile(src, self.store.checked(os.path.join(dest, name)))
         if job.state.get("failure"):
             from abrunnerd import atomic
-            atomic.write_json(os.path.join(dest, "result.json"), {"failed": job.state["failure"]})
+            atomic.write_json(self.store.checked(os.path.join(dest, "result.json")),
+                              {"failed": job.state["failure"], "dataset_hash": job.state.get("dataset_hash")})
         return dest
 
     def forget(self, job: Job) -> None:
@@ -775,6 +897,15 @@ def _count(value: Any) -> int:
 
 def _pct(progress: st.ProgressTracker) -> str:
     return "%.0f%%" % (100 * progress.fraction) if progress.total else "the start"
+
+
+def _dataset_hash(details: Dict[str, Any]) -> str:
+    """A fingerprint of what a job trains (classes and recordings): a failed local job is
+    tried again when its dataset changes (AB-only servers keep the job pending)."""
+    import hashlib
+
+    data = json.dumps([details.get("dataset", {}).get("classes"), details.get("options")], sort_keys=True)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
 def _last_line(path: str) -> str:

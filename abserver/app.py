@@ -1,28 +1,21 @@
 """The Flask application factory: wiring only (auth, errors, blueprints); handlers live in api/."""
-import json
 import logging
-from pathlib import Path
 from typing import Optional
 
 import sqlalchemy.exc
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
+from .api import blueprint as api_blueprint
 from .config import ServerConfig
+from .context import CONFIG_KEY, ENGINE_KEY
 from .db import make_engine
 from .errors import ApiError
 from .migrations import current_version, latest_version
+from .responses import json_response
 
 log = logging.getLogger("abserver")
-OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.json"
-AB_NO_AUTH = "You need to provide an Authorization header."
-
-
-def json_response(body, status: int = 200, headers: Optional[dict] = None, allow_nan: bool = False) -> Response:
-    """Sorted keys like AB; NaN only where documents may hold it (written as Python's json does)."""
-    data = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=allow_nan)
-    return Response(data + "\n", status=status, headers=headers, content_type="application/json; charset=utf-8")
 
 
 def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
@@ -36,12 +29,9 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
                            "'abserver init-db --db URL' (it upgrades in place)" % (version, latest_version()))
     app = Flask("abserver")
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
-    app.extensions["abserver.engine"] = engine
-    app.extensions["abserver.config"] = config
-
-    from .api import blueprint
-
-    app.register_blueprint(blueprint, url_prefix="/api/v1")
+    app.extensions[ENGINE_KEY] = engine
+    app.extensions[CONFIG_KEY] = config
+    app.register_blueprint(api_blueprint, url_prefix="/api/v1")
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -85,16 +75,4 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
     return app
 
 
-def engine():
-    from flask import current_app
-
-    return current_app.extensions["abserver.engine"]
-
-
-def config() -> ServerConfig:
-    from flask import current_app
-
-    return current_app.extensions["abserver.config"]
-
-
-__all__ = ["create_app", "json_response", "engine", "config", "g", "AB_NO_AUTH"]
+__all__ = ["create_app"]

@@ -4,6 +4,7 @@ import uuid
 from typing import Any, Dict, Tuple
 
 from .errors import ApiError, bad_request
+from .text import canonical_uuid, truncated_list
 
 # field name -> (accepted types, required)
 Spec = Dict[str, Tuple[tuple, bool]]
@@ -65,7 +66,7 @@ def check_fields(body: Any, spec: Spec, what: str = "request body") -> Dict[str,
         raise bad_request("invalid_body", "%s must be a JSON object" % what)
     unknown = sorted(set(body) - set(spec))
     if unknown:
-        raise bad_request("unknown_field", "unknown field(s) in %s: %s" % (what, ", ".join(unknown)))
+        raise bad_request("unknown_field", "unknown field(s) in %s: %s" % (what, truncated_list(unknown)))
     for name, (types, required) in spec.items():
         if name not in body:
             if required:
@@ -81,7 +82,7 @@ def check_fields(body: Any, spec: Spec, what: str = "request body") -> Dict[str,
 
 def check_uuid(value: str, name: str) -> str:
     """Canonical lower-case UUID text, or 400."""
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError):
+    canonical = canonical_uuid(value)
+    if canonical is None:
         raise bad_request("bad_field", "%s must be a UUID (got %r)" % (name, str(value)[:64]))
+    return canonical

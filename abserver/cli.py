@@ -15,6 +15,7 @@ from .db import DEFAULT_URL, make_engine
 from .errors import ApiError
 from .migrations import MigrationError, current_version, latest_version, upgrade
 from .options import OptionsError
+from .text import canonical_uuid, sanitize
 from .timefmt import http_date
 from .users import UserError, add_user, user_id_by_name
 
@@ -66,12 +67,23 @@ def cmd_import_dataset(args) -> int:
     engine = _engine(args)
     with engine.connect() as conn:
         owner_id = user_id_by_name(conn, args.owner)
-    dataset_id, stored, missing = import_dataset_dir(engine, args.dir, owner_id)
-    print(dataset_id)
-    print("imported %d low-level documents%s" % (
-        stored, "; %d recordings have none (e.g. %s), evaluation will refuse them" % (len(missing), missing[0])
-        if missing else ""), file=sys.stderr)
+    report = import_dataset_dir(engine, args.dir, owner_id, quota_bytes=args.quota_bytes)
+    print(report.dataset_id)
+    for mbid, action in sorted(report.actions.items()):
+        if action != "stored" or args.verbose:
+            print("  %s  %s" % (mbid, IMPORT_ACTIONS[action]), file=sys.stderr)
+    missing = report.count("missing")
+    print("imported %d low-level documents of %s (%d new, %d replaced %s's previous ones, %d unchanged)%s" % (
+        report.count("stored", "replaced", "unchanged"), args.owner, report.count("stored"),
+        report.count("replaced"), args.owner, report.count("unchanged"),
+        "; %d recordings have no document, evaluation will refuse them until %s uploads them"
+        % (missing, args.owner) if missing else ""), file=sys.stderr)
     return 0
+
+
+IMPORT_ACTIONS = {"stored": "stored", "replaced": "replaced the owner's previous document",
+                  "unchanged": "unchanged (the owner's stored document is the same)",
+                  "missing": "no document in lowlevel/: not imported"}
 
 
 def cmd_submit(args) -> int:
@@ -95,15 +107,17 @@ def cmd_submit(args) -> int:
 
     engine = _engine(args)
     t0 = time.monotonic()
-    with engine.begin() as conn:
-        row = conn.execute(sa.select(datasets.c.owner_id).where(datasets.c.id == args.dataset_id)).first()
-        if row is None:
-            raise DatasetError("no dataset %s (see the id printed by import-dataset)" % args.dataset_id)
-        # Freezing the snapshot (and its features bundle) takes seconds on large datasets: say so.
-        print("abserver: freezing a snapshot of dataset %s and building its features bundle ..."
-              % args.dataset_id, file=sys.stderr, flush=True)
-        job_id = job_store.submit(conn, args.dataset_id, row.owner_id, "local" if args.local else "remote",
-                                  options, args.seed)
+    dataset_id = canonical_uuid(args.dataset_id)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(datasets.c.owner_id).where(datasets.c.id == dataset_id)).first() \
+            if dataset_id else None
+    if row is None:
+        raise DatasetError("no dataset %s (see the id printed by import-dataset)" % sanitize(args.dataset_id))
+    # Freezing the snapshot (and its features bundle) takes seconds on large datasets: say so.
+    print("abserver: freezing a snapshot of dataset %s and building its features bundle ..." % dataset_id,
+          file=sys.stderr, flush=True)
+    job_id = job_store.submit(engine, dataset_id, row.owner_id, "local" if args.local else "remote",
+                              options, args.seed)
     print("abserver: job queued in %.1f s" % (time.monotonic() - t0), file=sys.stderr)
     print(job_id)
     return 0
@@ -122,8 +136,8 @@ def cmd_jobs(args) -> int:
     print(fmt % ("JOB", "STATUS", "WHERE", "SUBMITTED", "RUNNER", "PROGRESS"))
     for row in rows:
         status = effective_status(row, ts)
-        print(fmt % (row.id, status, row.eval_location, http_date(row.created), row.runner_name or "-",
-                     _progress_column(status, row.progress)))
+        print(fmt % (row.id, status, row.eval_location, http_date(row.created),
+                     sanitize(row.runner_name or "-", 64), _progress_column(status, row.progress)))
     return 0
 
 
@@ -133,7 +147,7 @@ def _progress_column(status: str, raw) -> str:
         return "-"
     try:
         p = json.loads(raw)
-        stage, done, total = str(p.get("stage") or "?")[:12], int(p.get("cells_done") or 0), \
+        stage, done, total = sanitize(p.get("stage") or "?", 12), int(p.get("cells_done") or 0), \
             int(p.get("cells_total") or 0)
     except (ValueError, TypeError, AttributeError):
         return "?"
@@ -206,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-dataset", parents=[common], help="import an AB-form dataset directory")
     p.add_argument("dir")
     p.add_argument("--owner", required=True)
+    p.add_argument("--quota-bytes", type=int, default=ServerConfig().quota_bytes,
+                   help="the owner's storage quota for documents (default %(default)s; 0: none)")
+    p.add_argument("--verbose", action="store_true", help="list every recording, also the newly stored ones")
     p.set_defaults(func=cmd_import_dataset)
     p = sub.add_parser("submit", parents=[common], help="queue an evaluation job; prints its id")
     p.add_argument("dataset_id", help="the id import-dataset printed")

@@ -14,6 +14,7 @@ class ServerConfig:
     spot_check_cells: int = 2  # cells recomputed per upload; 0 disables
     spot_check_max_recordings: int = 600  # larger snapshots are not spot-checked
     spot_check_tolerance: float = 0.1  # max |fold accuracy difference| of a cell (fraction, 0..1)
+    quota_bytes: int = 2 * 1024 ** 3  # per owner: stored documents (compressed); 0 = no quota
 
     def validate(self) -> None:
         problems = []

@@ -13,17 +13,22 @@ import sqlalchemy as sa
 
 from . import leases
 from .config import ServerConfig
-from .datasets import create_snapshot, get_dataset
+from .datasets import build_snapshot, get_dataset, store_snapshot
 from .errors import ApiError, conflict, not_found
 from .options import normalize_options
-from .tables import datasets, jobs, snapshots
+from .tables import bundles, datasets, jobs, snapshots
 from .timefmt import http_date, now
 
 MAX_SEED = 2 ** 31 - 1
 
 
-def submit(conn, dataset_id: str, owner_id: int, location: str, options: Any, seed: Optional[int]) -> str:
-    """Freeze a snapshot of the owner's dataset and queue a job on it."""
+def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: str, options: Any,
+           seed: Optional[int]) -> str:
+    """Freeze a snapshot of the owner's dataset and queue a job on it.
+
+    The bundle is built on a read connection, outside any write transaction (on SQLite a
+    write transaction holds the database's only write lock, which every ping needs);
+    only the short insert of snapshot and job takes it."""
     if location not in ("remote", "local"):
         raise ApiError(400, "bad_field", "eval_location must be \"remote\" or \"local\"")
     opts = normalize_options(options)
@@ -31,15 +36,19 @@ def submit(conn, dataset_id: str, owner_id: int, location: str, options: Any, se
         seed = 42
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ApiError(400, "bad_field", "seed must be an integer between 0 and %d" % MAX_SEED)
-    dataset = get_dataset(conn, dataset_id, owner_id)
-    snapshot_id = create_snapshot(conn, dataset)
-    job_id = str(uuid.uuid4())
-    ts = now()
-    conn.execute(jobs.insert().values(
-        id=job_id, owner_id=owner_id, dataset_id=dataset_id, snapshot_id=snapshot_id,
-        status="pending", eval_location=location, options=json.dumps(opts), seed=seed,
-        created=ts, updated=ts, stall_count=0,
-    ))
+    with engine.connect() as conn:
+        dataset = get_dataset(conn, dataset_id, owner_id)
+        built = build_snapshot(conn, dataset)
+    with engine.begin() as conn:
+        get_dataset(conn, dataset_id, owner_id)
+        snapshot_id = store_snapshot(conn, dataset_id, built)
+        job_id = str(uuid.uuid4())
+        ts = now()
+        conn.execute(jobs.insert().values(
+            id=job_id, owner_id=owner_id, dataset_id=dataset_id, snapshot_id=snapshot_id,
+            status="pending", eval_location=location, options=json.dumps(opts), seed=seed,
+            created=ts, updated=ts, stall_count=0,
+        ))
     return job_id
 
 
@@ -87,13 +96,15 @@ def snapshot_of(conn, job) -> Any:
 
 def bundle_digest(conn, job) -> Tuple[str, int]:
     """(SHA-256, size) of the job's features bundle, without loading it."""
-    row = conn.execute(sa.select(snapshots.c.bundle_sha256, sa.func.length(snapshots.c.bundle))
+    row = conn.execute(sa.select(bundles.c.sha256, bundles.c.size_bytes)
+                       .select_from(snapshots.join(bundles, bundles.c.sha256 == snapshots.c.bundle_sha256))
                        .where(snapshots.c.id == job.snapshot_id)).first()
     return row[0], int(row[1])
 
 
 def bundle_of(conn, job) -> Any:
-    return conn.execute(sa.select(snapshots.c.bundle, snapshots.c.bundle_sha256)
+    return conn.execute(sa.select(bundles.c.data.label("bundle"), bundles.c.sha256.label("bundle_sha256"))
+                        .select_from(snapshots.join(bundles, bundles.c.sha256 == snapshots.c.bundle_sha256))
                         .where(snapshots.c.id == job.snapshot_id)).first()
 
 

@@ -56,6 +56,24 @@ def _statements(sql: str, dialect: str) -> List[str]:
     return [s.strip() for s in sql.split(";") if s.strip()]
 
 
+def _fill_dataset_recordings(conn) -> None:
+    """Version 3: index the recordings of existing datasets (their classes are JSON text)."""
+    import json
+
+    for dataset_id, classes in conn.execute(sa.text("SELECT id, classes FROM datasets")).fetchall():
+        try:
+            mbids = sorted({m for c in json.loads(classes) for m in c.get("recordings", [])})
+        except (ValueError, AttributeError, TypeError):
+            continue  # unreadable classes: such a dataset cannot be submitted anyway
+        for mbid in mbids:
+            conn.execute(sa.text("INSERT INTO dataset_recordings (dataset_id, mbid) VALUES (:d, :m)"),
+                         {"d": dataset_id, "m": mbid})
+
+
+# Data moves SQL cannot express portably, run after a version's SQL in the same transaction.
+PYTHON_STEPS = {3: _fill_dataset_recordings}
+
+
 def upgrade(engine: sa.engine.Engine, target: int = 0) -> List[int]:
     """Apply every migration above the current version (up to ``target`` when given).
 
@@ -78,6 +96,8 @@ def upgrade(engine: sa.engine.Engine, target: int = 0) -> List[int]:
         with engine.begin() as conn:
             for statement in _statements(path.read_text(encoding="utf-8"), engine.dialect.name):
                 conn.execute(sa.text(statement))
+            if version in PYTHON_STEPS:
+                PYTHON_STEPS[version](conn)
             conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
         applied.append(version)
     return applied

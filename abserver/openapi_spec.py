@@ -199,7 +199,8 @@ def build() -> Dict[str, Any]:
             "responses": responses({200: {"description": "The model", "content": {"application/octet-stream": {
                 "schema": {"type": "string", "format": "binary"}}}}}, 404)}},
         "/low-level": {"get": {
-            "summary": "Up to 25 low-level documents (AcousticBrainz bulk form)",
+            "summary": "Up to 25 low-level documents (AcousticBrainz bulk form): the requester's own, then "
+                       "those of owners naming the recording in a public dataset (offsets 0, 1, ...)",
             "parameters": [{"name": "recording_ids", "in": "query", "required": True,
                             "schema": {"type": "string"}, "description": "mbid[:offset];mbid…"}],
             "responses": responses({200: ok_json("{mbid: {\"0\": document}, \"mbid_mapping\": {}}",
@@ -208,14 +209,15 @@ def build() -> Dict[str, Any]:
             "summary": "Store a low-level document", "parameters": [
                 {"name": "mbid", "in": "path", "required": True, "schema": {"type": "string"}}],
             "requestBody": {"required": True, "content": json_content({"type": "object"})},
-            "responses": responses({200: ok_json("Stored", obj({"mbid": UUID}, ["mbid"]))},
-                                   400, 403, 413, 415, 422)}},
+            "responses": responses({200: ok_json("Stored (the requester's own document of the recording)",
+                                                 obj({"mbid": UUID}, ["mbid"]))},
+                                   400, 413, 415, 422)}},
         "/datasets": {"post": {
             "summary": "Create a dataset (AcousticBrainz form)",
             "requestBody": {"required": True, "content": json_content(ref("DatasetRequest"))},
             "responses": responses({201: ok_json("Created", obj({"success": {"type": "boolean"},
                                                                  "dataset_id": UUID},
-                                                                ["success", "dataset_id"]))}, 400, 413, 415)}},
+                                                                ["success", "dataset_id"]))}, 400, 413, 415, 422)}},
         "/datasets/{dataset_id}/evaluate": {"post": {
             "summary": "Freeze a snapshot and queue an evaluation job",
             "parameters": [{"name": "dataset_id", "in": "path", "required": True, "schema": {"type": "string"}}],

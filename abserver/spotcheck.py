@@ -34,7 +34,10 @@ def spot_check(job: Any, snapshot: Dict[str, Any], options: Dict[str, Any], resu
     if not trainer_available():
         log.warning("spot check skipped for job %s: abrunnerd.trainer.evaluate_cells is not available", job.id)
         return
-    cells = ok_cells(result)
+    cells = [cell for cell in ok_cells(result) if cell[3] > 0]  # an empty fold (a class of <= nfold
+    # recordings leaves some empty) has nothing to recompute
+    if not cells and ok_cells(result):
+        return
     if not cells:
         raise invalid("missing_combinations", "the spot check needs per-combination fold results "
                       "('combinations' with fold_correct/fold_total)")
@@ -48,7 +51,7 @@ def spot_check(job: Any, snapshot: Dict[str, Any], options: Dict[str, Any], resu
         if r_total != total:
             raise invalid("spot_check_failed", "combination %s fold %d: the result evaluates %d recordings, "
                           "the server's recomputation %d" % (params, fold, total, r_total))
-        if abs(correct - r_correct) / float(total) > config.spot_check_tolerance:
+        if r_total and abs(correct - r_correct) / float(r_total) > config.spot_check_tolerance:
             raise invalid("spot_check_failed", "combination %s fold %d: the result says %d of %d correct, the "
                           "server's recomputation %d (tolerance %.0f%%)"
                           % (params, fold, correct, total, r_correct, 100 * config.spot_check_tolerance))
@@ -58,7 +61,7 @@ def _evaluate(job, snapshot, options, cells):
     from abrunnerd.trainer import Dataset, DatasetError, TrainOptions, evaluate_cells
 
     from . import jobs as job_store
-    from .app import engine
+    from .context import engine
 
     with engine().connect() as conn:
         bundle = bytes(job_store.bundle_of(conn, job).bundle)

@@ -13,6 +13,9 @@ users = sa.Table(
     sa.Column("name", sa.String(64)),
     sa.Column("token_sha256", sa.String(64)),
     sa.Column("created", sa.Float),
+    sa.Column("disabled_at", sa.Float),  # set: every request with the user's token is 401
+    sa.Column("token_changed", sa.Float),
+    sa.Column("token_revoked", sa.Integer),
 )
 
 datasets = sa.Table(
@@ -27,13 +30,29 @@ datasets = sa.Table(
     sa.Column("last_edited", sa.Float),
 )
 
-lowlevel = sa.Table(
+lowlevel = sa.Table(  # one document per (recording, owner)
     "lowlevel", metadata,
     sa.Column("mbid", sa.String(36), primary_key=True),
+    sa.Column("owner_id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255)),  # original key of a document imported without an MBID
     sa.Column("document", sa.LargeBinary),  # zlib-compressed JSON
     sa.Column("artist", sa.String(255)),
-    sa.Column("owner_id", sa.Integer),
+    sa.Column("size_bytes", sa.BigInteger),  # compressed size, counted against the owner's quota
     sa.Column("created", sa.Float),
+)
+
+bundles = sa.Table(  # features bundles, stored once per content
+    "bundles", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("data", sa.LargeBinary),
+    sa.Column("size_bytes", sa.BigInteger),
+    sa.Column("created", sa.Float),
+)
+
+dataset_recordings = sa.Table(  # which datasets name which recordings (visibility of documents)
+    "dataset_recordings", metadata,
+    sa.Column("dataset_id", sa.String(36), primary_key=True),
+    sa.Column("mbid", sa.String(36), primary_key=True),
 )
 
 snapshots = sa.Table(
@@ -41,8 +60,8 @@ snapshots = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("dataset_id", sa.String(36)),
     sa.Column("data", sa.Text),  # JSON {"name", "description", "classes"}
-    sa.Column("bundle", sa.LargeBinary),
-    sa.Column("bundle_sha256", sa.String(64)),
+    sa.Column("bundle_sha256", sa.String(64)),  # -> bundles.sha256
+    sa.Column("content_sha256", sa.String(64)),  # of data + bundle: equal snapshots are reused
     sa.Column("created", sa.Float),
 )
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PURE_TESTS = ["tests/trainer", "tests/gaia"]
+PURE_TESTS = ["tests/trainer", "tests/gaia", "tests/predict"]
 # The Gaia-reference fidelity and kill/resume tests re-run whole grids; they run on the
 # main runtime already and would only add minutes here.
 DESELECT = "not fidelity and not resume_kill and not kill"

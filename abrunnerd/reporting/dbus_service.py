@@ -38,6 +38,8 @@ def connect(spec: str) -> Any:
 def to_variant_dict(data: Dict[str, Any]) -> Any:
     import dbus
 
+    from abrunnerd.sinks import dbus_string
+
     out = {}
     for key, value in data.items():
         if value is None:
@@ -49,7 +51,7 @@ def to_variant_dict(data: Dict[str, Any]) -> Any:
         elif isinstance(value, float):
             out[key] = dbus.Double(value)
         else:
-            out[key] = dbus.String(str(value))
+            out[key] = dbus.String(dbus_string(value))  # server text: no NUL, valid UTF-8, bounded
     return dbus.Dictionary(out, signature="sv")
 
 

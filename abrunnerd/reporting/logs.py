@@ -51,6 +51,9 @@ def setup_logging(target: str = "auto", level: str = "info", fallback_file: Opti
         chosen = "stderr"
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_StderrFormatter("%(asctime)s abrunnerd %(levelname)s: %(message)s"))
+    from abrunnerd.sinks import LogSinkFilter
+
+    handler.addFilter(LogSinkFilter())  # untrusted text is encoded for the log sink (sinks.py)
     logger.addHandler(handler)
     return chosen
 

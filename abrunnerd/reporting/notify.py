@@ -7,6 +7,8 @@ import socket
 import time
 from typing import Optional
 
+from abrunnerd.sinks import notify_status
+
 
 class Notifier:
     def __init__(self) -> None:
@@ -31,18 +33,18 @@ class Notifier:
 
     def ready(self, status: str) -> None:
         self._last_status = status
-        self.send("READY=1", "STATUS=" + status)
+        self.send("READY=1", "STATUS=" + notify_status(status))
 
     def status(self, status: str) -> None:
         if status != self._last_status:
             self._last_status = status
-            self.send("STATUS=" + status)
+            self.send("STATUS=" + notify_status(status))
 
     def reloading(self) -> None:
         self.send("RELOADING=1")
 
     def stopping(self, status: str = "stopping") -> None:
-        self.send("STOPPING=1", "STATUS=" + status)
+        self.send("STOPPING=1", "STATUS=" + notify_status(status))
 
     def watchdog(self) -> None:
         if self.watchdog_interval is None:

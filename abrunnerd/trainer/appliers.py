@@ -1,16 +1,16 @@
 """Gaia's appliers on frames: the arithmetic a history performs on a point (history spec §8).
 
-Training uses these same functions to transform its data, and the Python prediction
-replays a model's steps through them, so what is written is what was computed.
+Training transforms its data with these; the arithmetic itself is
+:mod:`abrunnerd.gaia.numeric`, which the predictor (:mod:`abrunnerd.gaia.apply`) also
+uses, so what is written is what was computed and what is applied.
 """
 from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 
+from abrunnerd.gaia import numeric
 from abrunnerd.gaia.chain import ENUM
 from abrunnerd.trainer.frame import Frame
-
-from scipy.special import ndtri  # scipy comes with scikit-learn; Cephes, like Gaia's alglib copy
 
 
 def remove(frame: Frame, names: Sequence[str]) -> Frame:
@@ -58,22 +58,8 @@ def dot_product(frame: Frame, coeffs: Mapping[str, Mapping[str, Sequence[float]]
     for name, ab in coeffs.items():
         a = np.asarray(ab["a"], dtype=np.float32)
         b = np.asarray(ab["b"], dtype=np.float32)
-        values[name] = (frame.values[name] * a).astype(np.float32) + b
+        values[name] = numeric.dot_product(frame.values[name], a, b)
     return frame.replace(values)
-
-
-def distribute_one(x: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """Gaia's distribute rule for one dimension (pipeline spec §7.6)."""
-    n = dist.shape[0]
-    rank = np.searchsorted(dist, x, side="right")
-    inside = (x >= dist[0]) & (x <= dist[n - 1])
-    rank = np.where(inside, np.minimum(rank, n - 1), np.where(x < dist[0], 0, n))
-    o = int(0.00001 * n)
-    rank = np.clip(rank, o, n - o)
-    rank = np.where(rank == 0, 1, np.where(rank == n, n - 1, rank))
-    q = rank.astype(np.float32) / np.float32(n)  # Real (float32) division, as in distribute.cpp
-    e = 2.0 * q.astype(np.float64) - 1.0  # double arithmetic, as in distribute.cpp
-    return (ndtri(0.5 * (e + 1.0)) / np.sqrt(2.0)).astype(np.float32)  # gaiamath.cpp: inverf
 
 
 def distribute(frame: Frame, distributions: Mapping[str, np.ndarray]) -> Frame:
@@ -85,5 +71,5 @@ def distribute(frame: Frame, distributions: Mapping[str, np.ndarray]) -> Frame:
         column = values.get(name)
         if column is None:
             column = values[name] = frame.values[name].copy()
-        column[:, i] = distribute_one(column[:, i], np.asarray(dist, dtype=np.float32))
+        column[:, i] = numeric.distribute(column[:, i], np.asarray(dist, dtype=np.float32))
     return frame.replace(values)

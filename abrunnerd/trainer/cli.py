@@ -4,8 +4,9 @@ Writes ``result.json`` (AB's result shape plus the per-combination table),
 ``predictions.json`` (the final model's class probabilities for every recording) and
 ``<name>.history`` to OUTDIR.  The checkpoint log lives in OUTDIR too, so running the
 same command again after an interruption resumes where it stopped.
-Exit status: 0 done, 65 (EX_DATAERR) the dataset or options cannot be trained,
-130 interrupted (checkpoint kept).
+Exit status: 0 done, 2 a bad option value (one line saying which), 65 (EX_DATAERR)
+the dataset or options cannot be trained, 73 (EX_CANTCREAT) OUTDIR cannot be written,
+130 interrupted (checkpoint kept). Bad input never ends in a traceback.
 """
 import argparse
 import json
@@ -14,8 +15,13 @@ import sys
 import time
 from typing import Any
 
+from abrunnerd.sinks import terminal
+
+EX_USAGE = 2
 EX_DATAERR = 65
+EX_CANTCREAT = 73
 EX_INTERRUPTED = 130
+SEED_MAX = 2 ** 31 - 1
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
@@ -73,9 +79,12 @@ def _write_json(path: str, data: Any) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from abrunnerd.trainer import DatasetError, TrainingStopped, TrainOptions, load_dataset_dir, train
-    from abrunnerd.trainer.model import slugify
 
     out = args.out or os.path.join(args.dir, "train-out")
+    problem = _check_args(args, out)
+    if problem:
+        print("abrunnerctl train: %s" % problem, file=sys.stderr)
+        return EX_USAGE if not problem.startswith("cannot") else EX_CANTCREAT
     try:
         kwargs = {"seed": args.seed, "filter_type": "artist" if args.artist_filter else None,
                   "normalize": bool(args.normalize)}
@@ -87,16 +96,58 @@ def handler(args: argparse.Namespace) -> int:
             kwargs["preprocessing_values"] = tuple(args.preprocessing)
         opts = TrainOptions(**kwargs)
         ds = load_dataset_dir(args.dir)
-        os.makedirs(out, exist_ok=True)
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as exc:
+            print("abrunnerctl train: cannot create %s: %s" % (out, exc.strerror or exc), file=sys.stderr)
+            return EX_CANTCREAT
         result = train(ds, opts, workers=args.jobs or None,
                        checkpoint_path=args.checkpoint or os.path.join(out, "checkpoint.jsonl"),
                        progress=_Reporter(sys.stderr))
     except DatasetError as e:
-        print("abrunnerctl train: %s" % e, file=sys.stderr)
+        print("abrunnerctl train: %s" % terminal(str(e)), file=sys.stderr)
         return EX_DATAERR
+    except (ValueError, TypeError, KeyError, RecursionError) as e:  # data of a shape nothing above foresaw
+        print("abrunnerctl train: the dataset in %s cannot be trained (%s: %s)"
+              % (args.dir, type(e).__name__, terminal(str(e), 300)), file=sys.stderr)
+        return EX_DATAERR
+    except OSError as e:
+        print("abrunnerctl train: %s: %s" % (e.filename or args.dir, e.strerror or e), file=sys.stderr)
+        return EX_DATAERR if not e.filename or not str(e.filename).startswith(out) else EX_CANTCREAT
     except (KeyboardInterrupt, TrainingStopped):
         print("\nabrunnerctl train: interrupted; run the same command again to resume", file=sys.stderr)
         return EX_INTERRUPTED
+    try:
+        written = _write_outputs(out, ds, result)
+    except OSError as e:
+        print("abrunnerctl train: cannot write into %s: %s" % (out, e.strerror or e), file=sys.stderr)
+        return EX_CANTCREAT
+    best = result.best
+    print("best: %s %s C=2^%d gamma=2^%d, accuracy %.2f %% (%d recordings); wrote %s in %s"
+          % (best.preprocessing, best.kernel, best.c, best.gamma, result.accuracy,
+             result.dataset_info["n_recordings"], ", ".join(written), out))
+    return 0
+
+
+def _check_args(args: argparse.Namespace, out: str) -> str:
+    """One line naming the bad option, or ''."""
+    if not 0 <= args.seed <= SEED_MAX:
+        return "--seed must be from 0 to %d, not %d" % (SEED_MAX, args.seed)
+    if args.jobs < 0:
+        return "--jobs must be 0 (all cores) or more, not %d" % args.jobs
+    if not os.path.isdir(args.dir):
+        return "%s is not a dataset directory" % args.dir if os.path.exists(args.dir) else \
+            "%s does not exist" % args.dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        return "cannot write results into %s: it exists and is not a directory" % out
+    if args.checkpoint and os.path.isdir(args.checkpoint):
+        return "--checkpoint %s is a directory; give a file name" % args.checkpoint
+    return ""
+
+
+def _write_outputs(out: str, ds: Any, result: Any) -> Any:
+    from abrunnerd.trainer.model import slugify
+
     _write_json(os.path.join(out, "result.json"), result.to_result_json())
     _write_json(os.path.join(out, "predictions.json"), result.model.predict(ds.documents))
     written = ["result.json", "predictions.json"]
@@ -108,8 +159,4 @@ def handler(args: argparse.Namespace) -> int:
         name = (slugify(ds.name) or "model") + ".history"
         write_history(result.model.steps, os.path.join(out, name))
         written.append(name)
-    best = result.best
-    print("best: %s %s C=2^%d gamma=2^%d, accuracy %.2f %% (%d recordings); wrote %s in %s"
-          % (best.preprocessing, best.kernel, best.c, best.gamma, result.accuracy,
-             result.dataset_info["n_recordings"], ", ".join(written), out))
-    return 0
+    return written

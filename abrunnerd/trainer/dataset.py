@@ -54,12 +54,27 @@ def groundtruth_from_dataset_json(data: Any, where: str) -> Dict[str, str]:
     return groundtruth
 
 
+def _artist(value: Any, where: str, mbid: str) -> Optional[str]:
+    """An artist from artists.json: text, or a number taken as its text (an id)."""
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise DatasetError("%s: the artist of %s must be a string, not %s" % (where, mbid, type(value).__name__))
+
+
 def _read_json(path: str) -> Any:
     try:
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise DatasetError("%s is not a regular file" % path)
         with open(path, "rb") as f:
             return json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         raise DatasetError("missing file %s" % path) from None
+    except RecursionError:
+        raise DatasetError("%s is nested too deeply to be a low-level document" % path) from None
+    except OSError as e:
+        raise DatasetError("cannot read %s: %s" % (path, e.strerror or e)) from None
     except (ValueError, UnicodeDecodeError) as e:
         raise DatasetError("%s is not valid JSON: %s" % (path, e)) from None
 
@@ -83,6 +98,6 @@ def load_dataset_dir(path: str) -> Dataset:
         doc = _read_json(doc_path)
         if not isinstance(doc, dict):
             raise DatasetError("%s: a low-level document must be a JSON object" % doc_path)
-        doc_artists[mbid] = artists.get(mbid) or artist_from_tags(doc)
+        doc_artists[mbid] = _artist(artists.get(mbid), artists_path, mbid) or artist_from_tags(doc)
         documents[mbid] = strip_document(doc)
     return Dataset(name=name, groundtruth=groundtruth, documents=documents, artists=doc_artists)

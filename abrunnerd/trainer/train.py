@@ -198,7 +198,9 @@ class _NoPool:
 def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkpoint_path: Optional[str] = None,
           progress: ProgressFn = None, should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
     """Run the whole search; see the package docstring for the contract."""
-    workers = workers or os.cpu_count() or 1
+    # Never more processes than CPUs or grid cells (--jobs 64 on 10 cells spawned 64).
+    workers = max(1, min(workers or os.cpu_count() or 1, os.cpu_count() or 1,
+                         len(opts.combinations()) * opts.nfold))
     _report(progress, "preparing", 0, 0, None, "merging and preprocessing %d recordings" % len(ds.groundtruth))
     with (WorkerPool(workers) if workers > 1 else _NoPool()) as pool:
         prepared = prepare(ds, opts)

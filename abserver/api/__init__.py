@@ -3,7 +3,7 @@ from typing import Any
 
 from flask import Blueprint, g, request
 
-from ..app import AB_NO_AUTH, engine
+from ..context import engine
 from ..bodies import Spec, check_fields, parse_json
 from ..errors import ApiError
 from ..users import TokenCache
@@ -11,6 +11,7 @@ from ..users import TokenCache
 blueprint = Blueprint("api", __name__)
 _TOKENS = TokenCache()
 PUBLIC = {"api.openapi"}
+AB_NO_AUTH = "You need to provide an Authorization header."
 
 
 @blueprint.before_request

@@ -1,22 +1,23 @@
 """AcousticBrainz's own paths, with AB's shapes: job list, job details, bulk low-level."""
-import uuid
+from pathlib import Path
 
 from flask import current_app, g, request
 
 from .. import API_VERSION, __version__
 from .. import jobs as job_store
-from ..app import engine, json_response
-from ..datasets import get_documents
+from ..context import engine
+from ..responses import json_response
+from ..datasets import visible_documents
 from ..errors import ApiError
+from ..text import canonical_uuid, truncated_list
 from . import blueprint
 
 MAX_BULK = 25
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.json"
 
 
 @blueprint.route("/openapi.json", methods=["GET"])
 def openapi():
-    from ..app import OPENAPI_PATH
-
     return current_app.response_class(OPENAPI_PATH.read_bytes(), content_type="application/json")
 
 
@@ -29,7 +30,7 @@ def whoami():
 def list_jobs():
     unknown = sorted(set(request.args) - {"status", "location"})
     if unknown:
-        raise ApiError(400, "unknown_field", "unknown query parameter(s): %s" % ", ".join(unknown))
+        raise ApiError(400, "unknown_field", "unknown query parameter(s): %s" % truncated_list(unknown))
     if request.args.get("status") != "pending" or request.args.get("location") != "remote":
         raise ApiError(400, "bad_parameter", "parameter location must be 'remote' and status 'pending'")
     with engine().connect() as conn:
@@ -48,9 +49,8 @@ def _parse_ids(raw: str):
     ids = []
     for item in raw.split(";"):
         mbid, _, offset = item.partition(":")
-        try:
-            mbid = str(uuid.UUID(mbid.strip()))
-        except ValueError:
+        mbid = canonical_uuid(mbid)
+        if mbid is None:
             raise ApiError(400, "bad_parameter", "%r is not a recording MBID" % item[:64])
         if offset and (not offset.isdigit() or len(offset) > 9):
             raise ApiError(400, "bad_parameter", "offset in %r must be a non-negative integer" % item[:64])
@@ -66,11 +66,12 @@ def bulk_lowlevel():
     if len(raw.split(";")) > MAX_BULK:
         raise ApiError(400, "too_many_ids", "More than 25 recordings not allowed per request")
     ids = _parse_ids(raw)
-    with engine().connect() as conn:
-        docs = get_documents(conn, sorted({m for m, offset in ids if offset == 0}))
     body = {}
-    for mbid, offset in ids:
-        if offset == 0 and mbid in docs:
-            body.setdefault(mbid, {})["0"] = docs[mbid][0]
+    with engine().connect() as conn:
+        for mbid in sorted({m for m, _offset in ids}):
+            docs = visible_documents(conn, mbid, g.user_id)
+            for m, offset in ids:
+                if m == mbid and offset < len(docs):
+                    body.setdefault(mbid, {})[str(offset)] = docs[offset]
     body["mbid_mapping"] = {}
     return json_response(body, allow_nan=True)  # Essentia documents can hold NaN

@@ -2,9 +2,11 @@
 from flask import Response, g, request
 
 from .. import jobs as job_store
-from ..app import engine, json_response
+from ..context import engine
+from ..responses import json_response
 from ..bodies import check_uuid
-from ..datasets import DatasetError, NotOwner, create_dataset, normalize_dataset, put_lowlevel
+from ..context import config
+from ..datasets import DatasetError, QuotaExceeded, check_classes, create_dataset, normalize_dataset, put_lowlevel
 from ..errors import ApiError, invalid
 from ..options import OptionsError
 from . import blueprint, json_any, json_body
@@ -20,6 +22,7 @@ def create():
         data = normalize_dataset(json_any(MAX_DOC_BYTES))
     except DatasetError as exc:
         raise ApiError(400, "bad_dataset", str(exc))
+    check_classes(data["classes"])
     with engine().begin() as conn:
         dataset_id = create_dataset(conn, g.user_id, data)
     return json_response({"success": True, "dataset_id": dataset_id}, 201)
@@ -31,9 +34,9 @@ def put_document(mbid):
     doc = json_any(MAX_DOC_BYTES, allow_nan=True)
     try:
         with engine().begin() as conn:
-            put_lowlevel(conn, mbid, doc, g.user_id)
-    except NotOwner as exc:
-        raise ApiError(403, "not_owner", str(exc))
+            put_lowlevel(conn, mbid, doc, g.user_id, quota_bytes=config().quota_bytes)
+    except QuotaExceeded as exc:
+        raise ApiError(413, "quota_exceeded", str(exc))
     except DatasetError as exc:
         raise invalid("bad_document", str(exc))
     return json_response({"mbid": mbid}, 200)
@@ -47,9 +50,8 @@ def evaluate(dataset_id):
     except ApiError:
         raise ApiError(404, "not_found", "Can't find this dataset.")
     try:
-        with engine().begin() as conn:
-            job_id = job_store.submit(conn, dataset_id, g.user_id, body.get("eval_location", "remote"),
-                                      body.get("options"), body.get("seed"))
+        job_id = job_store.submit(engine(), dataset_id, g.user_id, body.get("eval_location", "remote"),
+                                  body.get("options"), body.get("seed"))
     except OptionsError as exc:
         raise ApiError(400, "bad_options", str(exc))
     return json_response({"job_id": job_id}, 201)

@@ -5,12 +5,14 @@ import re
 from flask import Response, g, request, url_for
 
 from .. import jobs as job_store
-from ..app import config, engine, json_response
+from ..context import config, engine
+from ..responses import json_response
 from ..bodies import check_uuid, parse_json
 from ..errors import ApiError, conflict
 from ..leases import check_upload_lease
 from ..results import upload_digest, validate_result
 from ..spotcheck import spot_check
+from ..text import truncated_list
 from ..timefmt import now
 from . import blueprint, json_body
 
@@ -130,7 +132,7 @@ def _upload_parts():
     form, files = request.form, request.files
     unknown = sorted((set(form) | set(files)) - {"lease_id", "result", "model"})
     if unknown:
-        raise ApiError(400, "unknown_field", "unknown part(s): %s" % ", ".join(unknown))
+        raise ApiError(400, "unknown_field", "unknown part(s): %s" % truncated_list(unknown))
     lease = form.get("lease_id")
     if lease is None:
         raise ApiError(400, "missing_field", "part 'lease_id' is required")

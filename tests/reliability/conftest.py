@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rel_harness import netns, smallfs  # noqa: E402
+from rel_harness import hostile, netns, smallfs  # noqa: E402
 from rel_harness.record import out_dir  # noqa: E402
 
 LONG = bool(os.environ.get("ABRUNNERD_LONG"))
@@ -60,3 +60,11 @@ def _reliability_out():
     path = out_dir()
     yield path
     sys.stderr.write("\nreliability results: %s\n" % path)
+
+
+@pytest.fixture(scope="module")
+def hostile_server(tmp_path_factory):
+    """A lying job server process on loopback (rel_harness/hostile_server.py)."""
+    server = hostile.HostileServer(tmp_path_factory.mktemp("hostile-server")).start()
+    yield server
+    server.stop()

@@ -17,7 +17,8 @@ client_mod = pytest.importorskip("abrunnerd.client")
 config = pytest.importorskip("abrunnerd.config")
 
 TOKEN = leaks.register("badansw" + "7c" * 28 + "e")
-BIG = 80 << 20  # more than the client's 64 MiB JSON limit
+BIG = 80 << 20  # more than the client's JSON limit (MAX_JSON_SIZE)
+J1 = "0b0e9a51-8f0c-4a5e-9d3a-5c1f0e2d7a61"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -76,8 +77,8 @@ CASES = [
      (200, "application/json", b'{"username": "x"}'), lambda c: c.pending_jobs(), "no 'jobs' list"),
     ("answer: job list is not JSON", API + "/datasets/evaluation/jobs",
      (200, "text/html", b"<html>maintenance</html>"), lambda c: c.pending_jobs(), "not JSON"),
-    ("answer: job details are a list", API + "/datasets/evaluation/jobs/j1",
-     (200, "application/json", b"[1, 2]"), lambda c: c.job_details("j1"), "not an object"),
+    ("answer: job details are a list", API + "/datasets/evaluation/jobs/" + J1,
+     (200, "application/json", b"[1, 2]"), lambda c: c.job_details(J1), "not an object"),
     ("answer: 502 from a proxy with an HTML body", API + "/datasets/evaluation/jobs",
      (502, "text/html", b"<html>Bad Gateway</html>"), lambda c: c.pending_jobs(), "HTTP 502"),
     ("answer: 401 for a revoked token", API + "/whoami",
@@ -98,7 +99,7 @@ def test_malformed_answers_are_clear_errors(fake_server, name, path, answer, cal
 
 
 def test_oversized_json_answer_is_refused_without_reading_it_all(fake_server):
-    """An 80 MiB job list is refused; the client must stop reading near its 64 MiB limit."""
+    """An 80 MiB job list is refused; the client must stop reading near its limit."""
     _Handler.routes = {API + "/datasets/evaluation/jobs": (200, "application/json", _huge)}
     with record.case("bad_input", "answer: 80 MiB job list (oversized response)") as c:
         with pytest.raises(client_mod.ClientError) as info:
@@ -108,7 +109,7 @@ def test_oversized_json_answer_is_refused_without_reading_it_all(fake_server):
         wait_for(lambda: API + "/datasets/evaluation/jobs" in _Handler.sent, 60, what="server side")
         sent = _Handler.sent[API + "/datasets/evaluation/jobs"]
         c.extra["bytes_read_by_client"] = sent
-        assert sent < (64 << 20) + (8 << 20), (
+        assert sent < client_mod.MAX_JSON_SIZE + (8 << 20), (
             "the client read %d bytes of an oversized answer before refusing it; a server "
             "(or proxy) answering gigabytes would exhaust the runner's memory" % sent)
 

@@ -54,13 +54,13 @@ def _setup_db(db_url, owners, jobs_per_owner):
         tokens.append(leaks.register(add_user(engine, name)))
         with engine.begin() as conn:
             owner_id = user_id_by_name(conn, name)
-            if i == 0:  # documents belong to their first uploader; the others' datasets share them
-                for m, doc in docs.items():
-                    put_lowlevel(conn, m, doc, owner_id)
+            for m, doc in docs.items():  # documents belong to their owner (decisions 7b)
+                put_lowlevel(conn, m, doc, owner_id)
             ds = create_dataset(conn, owner_id, {"name": "load %d" % i, "description": "", "public": False,
                                                  "classes": classes})
-            first = job_store.submit(conn, ds, owner_id, "remote", {"c_values": [1], "gamma_values": [1],
-                                                                    "preprocessing_values": ["basic"]}, 42)
+        first = job_store.submit(engine, ds, owner_id, "remote", {"c_values": [1], "gamma_values": [1],
+                                                                  "preprocessing_values": ["basic"]}, 42)
+        with engine.begin() as conn:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == first)).first()
             template = dict(row._mapping)
             for j in range(jobs_per_owner - 1):

@@ -241,7 +241,7 @@ def test_token_rejected_logged_once_and_daemon_stays(owner, daemon_factory):
     srv, token, dataset = owner
     srv.submit(dataset, *GRID_SMALL)
     bad = "wrong-token-5c2e9b0d1a"
-    d = daemon_factory({"server_url": server_root(srv), "poll_interval": 0.2}, token=bad).start()
+    d = daemon_factory({"server_url": server_root(srv), "poll_interval": 1}, token=bad).start()
     d.wait_log("token rejected by %s" % server_root(srv))
     assert d.proc.poll() is None
     # SIGHUP with the right token: picked up at once.

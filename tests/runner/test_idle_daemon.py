@@ -8,7 +8,7 @@ TOKEN = "idle-token-7d1e55aa90"
 
 
 def test_no_token_idles_ready_and_names_the_file(daemon_factory, notify_socket, private_bus):
-    d = daemon_factory({"server_url": "http://127.0.0.1:9", "poll_interval": 0.5, "dbus_bus": private_bus},
+    d = daemon_factory({"server_url": "http://127.0.0.1:9", "poll_interval": 1, "dbus_bus": private_bus},
                        env={"NOTIFY_SOCKET": notify_socket.path})
     d.start()
     wait_for(lambda: "READY=1" in notify_socket.lines(), what="READY=1")

@@ -57,3 +57,42 @@ def test_newer_schema_than_known_is_refused(tmp_path):
 def test_every_migration_file_is_numbered_in_sequence():
     versions = [v for v, _ in migrations.available()]
     assert versions == list(range(1, len(versions) + 1))
+
+
+def test_upgrade_to_version_3_keeps_documents_per_owner_and_stores_bundles_once(url):
+    """Version 3 re-keys documents by (mbid, owner), moves bundles into a table keyed by
+    content and indexes the datasets' recordings; existing data survives."""
+    engine = make_engine(url)
+    migrations.upgrade(engine, target=2)
+    mbid = "0f6c1f3e-4b8a-4d2e-9a57-2b7d0c6e4a11"
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (name, token_sha256, created) VALUES ('old', :h, 1)"), {"h": "0" * 64})
+        uid = conn.execute(sa.text("SELECT id FROM users")).scalar()
+        classes = json.dumps([{"id": "1", "name": "a", "description": "", "recordings": [mbid]}])
+        conn.execute(sa.text("INSERT INTO datasets VALUES ('d', :u, 'n', '', 1, :c, 1, 1)"), {"u": uid, "c": classes})
+        conn.execute(sa.text("INSERT INTO lowlevel VALUES (:m, :doc, 'artist', :u, 1)"),
+                     {"m": mbid, "doc": b"compressed", "u": uid})
+        for sid in ("s1", "s2", "s3"):
+            bundle = b"bundle-B" if sid == "s3" else b"bundle-A"
+            conn.execute(sa.text("INSERT INTO snapshots VALUES (:s, 'd', '{}', :b, :h, 1)"),
+                         {"s": sid, "b": bundle, "h": ("b" if sid == "s3" else "a") * 64})
+    assert migrations.upgrade(engine, target=3) == [3]
+    with engine.connect() as conn:
+        doc = conn.execute(sa.text("SELECT mbid, owner_id, document, artist, size_bytes, name FROM lowlevel")).first()
+        assert (doc.mbid, doc.owner_id, bytes(doc.document), doc.artist, doc.size_bytes, doc.name) == \
+            (mbid, uid, b"compressed", "artist", len(b"compressed"), None)
+        stored = conn.execute(sa.text("SELECT sha256, data FROM bundles ORDER BY sha256")).fetchall()
+        assert [(r.sha256, bytes(r.data)) for r in stored] == [("a" * 64, b"bundle-A"), ("b" * 64, b"bundle-B")]
+        refs = conn.execute(sa.text("SELECT id, bundle_sha256 FROM snapshots ORDER BY id")).fetchall()
+        # (CHAR columns come back blank-padded from PostgreSQL)
+        assert [(r[0].strip(), r[1]) for r in refs] == [("s1", "a" * 64), ("s2", "a" * 64), ("s3", "b" * 64)]
+        index = conn.execute(sa.text("SELECT dataset_id, mbid FROM dataset_recordings")).fetchall()
+        assert [(r[0].strip(), r[1]) for r in index] == [("d", mbid)]
+        user = conn.execute(sa.text("SELECT disabled_at, token_revoked FROM users")).first()
+        assert tuple(user) == (None, 0)
+    with engine.begin() as conn:  # the same recording may now hold another owner's document
+        conn.execute(sa.text("INSERT INTO users (name, token_sha256, created) VALUES ('new', :h, 1)"), {"h": "1" * 64})
+        other = conn.execute(sa.text("SELECT id FROM users WHERE name = 'new'")).scalar()
+        conn.execute(sa.text("INSERT INTO lowlevel (mbid, owner_id, document, size_bytes, created) "
+                             "VALUES (:m, :u, :d, 1, 2)"), {"m": mbid, "u": other, "d": b"x"})
+    create_app(url)

@@ -64,12 +64,8 @@ def test_dataset_and_document_errors(world):
 
 def test_evaluate_errors(world):
     srv, auth = world.srv, world.srv.auth(world.bob)
-    one_class = requests.post(srv.url("/datasets"), json=_dataset(classes=("a",)), headers=auth).json()["dataset_id"]
-    small = requests.post(srv.url("/datasets"), json=_dataset(n_per_class=1), headers=auth).json()["dataset_id"]
     ok = requests.post(srv.url("/datasets"), json=_dataset(), headers=auth).json()["dataset_id"]
     cases = [
-        (one_class, {}, 422, "too_few_classes"),
-        (small, {}, 422, "too_few_recordings"),
         (ok, {"options": {"c_values": []}}, 400, "bad_options"),
         (ok, {"options": {"kernel": "rbf"}}, 400, "bad_options"),
         (ok, {"options": {"preprocessing_values": ["raw"]}}, 400, "bad_options"),
@@ -90,15 +86,37 @@ def test_model_before_result_is_404(world):
     assert r.status_code == 404 and r.json()["code"] == "no_model"
 
 
-def test_documents_of_another_owner_cannot_be_replaced(world):
+def test_untrainable_datasets_are_refused_at_creation_naming_the_problem(world):
+    srv, auth = world.srv, world.srv.auth(world.bob)
+    two_classes = _dataset()
+    twice = two_classes["classes"][0]["recordings"][0]
+    two_classes["classes"][1]["recordings"].append(twice)
+    empty = _dataset(classes=("a", "b", "c"))
+    empty["classes"][2]["recordings"] = []
+    cases = [
+        (_dataset(classes=("a",)), "too_few_classes", "2 classes"),
+        (_dataset(n_per_class=1), "too_few_recordings", "'a', 'b'"),
+        (empty, "empty_class", "'c'"),
+        (two_classes, "recording_in_two_classes", twice),
+    ]
+    for body, code, named in cases:
+        r = requests.post(srv.url("/datasets"), json=body, headers=auth)
+        assert (r.status_code, r.json()["code"]) == (422, code), r.text
+        assert named in r.json()["message"], r.text
+
+
+def test_same_recording_holds_one_document_per_owner(world):
+    """Bob's document of a recording in alice's dataset is his own copy: alice's stays hers."""
     srv = world.srv
     mbid = sorted(p.stem for p in DOC_DIR.glob("*.json"))[0]  # stored by alice's import
     before = requests.get(srv.url("/low-level"), params={"recording_ids": mbid}, headers=srv.auth(world.alice)).json()
-    r = requests.put(srv.url("/low-level/%s" % mbid), json={"lowlevel": {"poison": {"mean": 1.0}}},
-                     headers=srv.auth(world.bob))
-    assert r.status_code == 403 and r.json()["code"] == "not_owner"
+    poison = {"lowlevel": {"poison": {"mean": 1.0}}}
+    r = requests.put(srv.url("/low-level/%s" % mbid), json=poison, headers=srv.auth(world.bob))
+    assert r.status_code == 200, r.text
     after = requests.get(srv.url("/low-level"), params={"recording_ids": mbid}, headers=srv.auth(world.alice)).json()
     assert after == before
+    bobs = requests.get(srv.url("/low-level"), params={"recording_ids": mbid}, headers=srv.auth(world.bob)).json()
+    assert bobs[mbid]["0"] == poison
 
 
 def test_documents_may_hold_nan_other_bodies_may_not(world):

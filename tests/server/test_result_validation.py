@@ -4,7 +4,7 @@ import json
 
 import pytest
 import requests
-from helpers.jobflow import FAKE_MODEL, claim, details, example_model, new_job, plausible_result, upload
+from helpers.jobflow import EXAMPLE_MODEL_PARAMS, FAKE_MODEL, claim, details, example_model, new_job, plausible_result, upload
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +55,44 @@ CASES = {
     "combination_total_wrong": (lambda r: r["combinations"][0]["fold_total"].__setitem__(
         0, r["combinations"][0]["fold_total"][0] + 1),
                                 "count_mismatch"),
-    "best_not_in_combinations": (lambda r: r["combinations"][0].update(status="failed"), "bad_result"),
+    "best_not_in_combinations": (lambda r: _best(r).update(status="failed"), "best_mismatch"),
+    # issue 17: results that contradict themselves
+    "nfold_differs_from_folds": (lambda r: r["parameters"]["evaluation"].update(nfold=2), "fold_count_mismatch"),
+    "named_best_is_not_the_best": (lambda r: _other(r).update(_ok_copy(r)), "best_mismatch"),
+    "folds_differ_between_combinations": (lambda r: _other(r).update(_ok_copy(r, shift=True)),
+                                          "fold_partition_mismatch"),
+    "combination_missing": (lambda r: r["combinations"].remove(_other(r)), "incomplete_grid"),
+    "seed_is_a_float": (lambda r: r.update(seed=float(r["seed"])), "bad_result"),
+    "nfold_is_a_float": (lambda r: r["parameters"]["evaluation"].update(nfold=5.0), "bad_result"),
+    "fold_count_is_a_float": (lambda r: _best(r)["fold_total"].__setitem__(0, _best(r)["fold_total"][0] * 1.0),
+                              "bad_result"),
     "runner_field_unknown": (lambda r: r["runner"].update(os="x"), "unknown_field"),
 }
+
+
+def _best(r):
+    named = r["parameters"]["model"]
+    return next(c for c in r["combinations"] if all(c[k] == named[k] for k in ("preprocessing", "kernel", "C", "gamma")))
+
+
+def _other(r):
+    return next(c for c in r["combinations"] if c is not _best(r))
+
+
+def _ok_copy(r, shift=False):
+    """The best combination's folds with one more correct (a better configuration), or with
+    one recording moved between the first two folds (another partition)."""
+    best = _best(r)
+    correct, total = list(best["fold_correct"]), list(best["fold_total"])
+    if shift:
+        total[0] += 1
+        total[1] -= 1
+        correct[0], correct[1] = min(correct[0], total[0]), min(correct[1], total[1])
+    else:
+        i = next(k for k in range(len(total)) if correct[k] < total[k])
+        correct[i] += 1
+    return {"status": "ok", "fold_correct": correct, "fold_total": total, "error": None,
+            "accuracy": 100.0 * sum(correct) / sum(total)}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -91,6 +126,30 @@ def test_model_classes_must_be_the_datasets(claimed, tmp_path):
     assert r.status_code == 422 and r.json()["code"] == "bad_model" and "jazz" in r.json()["message"]
 
 
+def test_model_must_be_the_named_best(claimed):
+    """A model of the other kernel (or C, gamma, preprocessing) than the named parameters is refused."""
+    world, job, lease_id, good = claimed
+    result = plausible_result(details(world.srv, world.alice, job), best=dict(EXAMPLE_MODEL_PARAMS, kernel="RBF"))
+    r = upload(world.srv, world.alice, job, lease_id, result)  # example_model() is poly
+    assert r.status_code == 422 and r.json()["code"] == "model_mismatch", r.text
+    assert "kernel" in r.json()["message"]
+    result = plausible_result(details(world.srv, world.alice, job), best=dict(EXAMPLE_MODEL_PARAMS, C=3))
+    r = upload(world.srv, world.alice, job, lease_id, result)  # example_model() has C = 2^1
+    assert r.status_code == 422 and r.json()["code"] == "model_mismatch" and "C" in r.json()["message"], r.text
+
+
+def test_model_class_mapping_of_mixed_types_is_422_not_500(claimed):
+    pytest.importorskip("abrunnerd.trainer")
+    from abrunnerd.gaia.history import dumps_history, loads_history
+
+    world, job, lease_id, good = claimed
+    steps = loads_history(example_model())
+    svm = [s for s in steps if s.analyzer == "svmtrain"][-1]
+    svm.params["classMapping"] = [1, "rock", 2.5]
+    r = upload(world.srv, world.alice, job, lease_id, good, model=dumps_history(steps))
+    assert r.status_code == 422 and r.json()["code"] == "bad_model", r.text
+
+
 def test_result_part_must_be_json(claimed):
     world, job, lease_id, good = claimed
     r = upload(world.srv, world.alice, job, lease_id, None, raw_result=b"{nope")
@@ -120,7 +179,7 @@ def test_oversized_uploads_are_413(server_factory):
     srv = server_factory(args=("--spot-check-cells", "0", "--max-result-bytes", "20000",
                                "--max-model-bytes", str(size)))
     token = srv.add_user("alice")
-    job = srv.submit(srv.import_dataset(owner="alice"), "--c-values", "1", "--gamma-values", "1",
+    job = srv.submit(srv.import_dataset(owner="alice"), "--c-values", "1", "--gamma-values", "-3",
                      "--preprocessing", "basic")
     lease_id = claim(srv, token, job).json()["lease_id"]
     good = plausible_result(details(srv, token, job))

@@ -51,7 +51,7 @@ def test_prediction_names_missing_and_resized_descriptors(small_dataset):
     mbid, doc = sorted(small_dataset.documents.items())[0]
     broken = json.loads(json.dumps(doc))
     del broken["lowlevel"]["mfcc"]["mean"]
-    with pytest.raises(PredictionError, match="%s lacks descriptor lowlevel.mfcc.mean" % mbid):
+    with pytest.raises(PredictionError, match="recording %s: descriptor lowlevel.mfcc.mean is missing" % mbid):
         res.model.predict({mbid: broken})
     broken = json.loads(json.dumps(doc))
     broken["lowlevel"]["mfcc"]["mean"] = broken["lowlevel"]["mfcc"]["mean"][:5]

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from scipy.special import erfinv
 
+from abrunnerd.gaia import numeric
 from abrunnerd.gaia.chain import ENUM, FIXED, REAL, STRING, VARIABLE
 from abrunnerd.trainer import DatasetError
 from abrunnerd.trainer import appliers
@@ -186,7 +187,7 @@ def test_unmatched_template_pattern_names_pattern_template_and_recording():
 def test_distribute_rule_edges():
     d = np.array([1, 2, 2, 4], np.float32)
     x = np.array([0, 1, 2, 3, 4, 5], np.float32)
-    out = appliers.distribute_one(x, d)
+    out = numeric.distribute(x, d)
     ranks = [1, 1, 3, 3, 3, 3]  # below -> 0 -> 1; ==D[0] -> 1; ties go above; ==D[n-1] -> n-1; above -> n -> n-1
     exp = [f32(erfinv(2.0 * float(f32(r) / f32(4)) - 1.0)) for r in ranks]
     assert out.tolist() == pytest.approx(exp, abs=1e-7)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 CATEGORIES = ("crashes", "server_faults", "network_faults", "disk_faults",
-              "bad_input", "security", "load")
+              "bad_input", "security", "load", "hostile")
 
 _default_out: Optional[Path] = None
 
