@@ -42,7 +42,8 @@ STATES = {
                 [POLLING, NO_TOKEN, STOPPING]),
     NO_TOKEN: State("no token file; waits for `systemctl reload` (SIGHUP)",
                     "no token: put the token into <token_file> ... (and: server_url is still the "
-                    "shipped example)", [IDLE, STOPPING]),
+                    "shipped example); after a refused reload: configuration refused on reload "
+                    "(still without a token): <reason>", [IDLE, STOPPING]),
     POLLING: State("asking the server for pending jobs", "looking for pending jobs",
                    [CLAIMED, IDLE, BACKOFF, STOPPING]),
     CLAIMED: State("a new job claimed, nothing downloaded yet", "claimed job <id8>…",
@@ -278,7 +279,8 @@ def summary(snap: Dict[str, Any]) -> str:
     refused = snap.get("config_error") or ""
     if refused:
         still = {NO_TOKEN: "still without a token", IDLE: "running on the previous one"}.get(state, "")
-        return "configuration refused on reload: %s%s" % (refused, "; " + still if still else "")
+        # the short part first: STATUS= is bounded (sinks.notify_status) and a reason can be long
+        return "configuration refused on reload%s: %s" % (" (%s)" % still if still else "", refused)
     if state == BACKOFF:
         return "waiting to retry: " + (snap.get("message") or snap.get("last_error") or "")
     if state == IDLE:

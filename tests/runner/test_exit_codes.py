@@ -103,6 +103,8 @@ def test_world_readable_token_is_a_token_problem_with_the_fix(world_tmp):
 def test_root_only_token_names_the_chown_for_the_daemon_user(world_tmp):
     cfg = _setup(world_tmp, token_mode=0o600)
     os.chmod(cfg, 0o644)
+    os.mkdir(os.path.join(world_tmp, "work"))
+    shutil.chown(os.path.join(world_tmp, "work"), "nobody")  # the daemon user's own work_dir
     r = _run(["-m", "abrunnerd.daemon", "--check-config", "--config", cfg], user="nobody")
     assert r.returncode == ec.CONFIG, r.stderr
     assert "token problem" in r.stderr and "chown root:abrunner" in r.stderr and "chmod 0640" in r.stderr, r.stderr
