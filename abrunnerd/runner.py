@@ -162,6 +162,8 @@ class Runner:
         except Exception as exc:  # keep running on the old config; say what is wrong
             from abrunnerd.exitcodes import config_problem
             reason = config_problem(exc, "abrunnerd")[0] if isinstance(exc, ConfigError) else str(exc)
+            if reason.startswith("configuration error in "):  # the status line says "configuration refused"
+                reason = reason[len("configuration error in "):]
             log.error("configuration not reloaded, keeping the previous one%s: %s",
                       " (still without a token)" if self.token is None else "", reason)
             self._set(self.status.snapshot().get("state", st.IDLE), config_error=reason)

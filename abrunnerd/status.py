@@ -91,25 +91,42 @@ def is_example_url(url: str) -> bool:
 class ProgressTracker:
     """One job's training progress as every surface shows it.
 
-    ``done`` never decreases; ``total`` is the grid size once known. The ETA uses seconds
-    per cell measured over training time only: the first cell after a (re)start or a
-    resume only sets the mark (it includes the worker's load time), paused time is not
-    counted, and samples are blended with a weight that grows with the time they span
-    (time constant ``tau``), so the ETA moves smoothly instead of jumping.
+    ``done`` never decreases; ``total`` is the grid size once known. The ETA is
+    seconds per cell over training time only, as an exponentially weighted ratio of
+    sums: the training seconds and the cells finished are both summed with weights
+    that halve every ``half_life`` seconds of training, so a burst of fast cells (a fold's
+    kernel matrix done, its cells then finishing in milliseconds) or a slow stretch moves
+    the estimate by its share of the time, not by its count of samples. Time counts from
+    the training process's first report with the grid size (after its load time, which
+    is not a cell's) and after a resume; paused time is not counted; the sums are saved
+    with the position, so the ETA continues smoothly after a restart.
     """
 
+    MIN_SECONDS = 5.0  # no ETA of our own before this much training time was measured
+
     def __init__(self, cells_done: int = 0, cells_total: int = 0,
-                 seconds_per_cell: Optional[float] = None, tau: float = 120.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 seconds_per_cell: Optional[float] = None, weight_seconds: float = 60.0,
+                 half_life: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.done = max(0, int(cells_done or 0))
         self.total = max(0, int(cells_total or 0))
-        self.spc = seconds_per_cell if seconds_per_cell and seconds_per_cell > 0 else None
-        self.tau = tau
+        self.half_life = half_life
         self.clock = clock
         self.paused = False
+        if seconds_per_cell and seconds_per_cell > 0:
+            self._seconds = float(weight_seconds)
+            self._cells = self._seconds / seconds_per_cell
+        else:
+            self._seconds, self._cells = 0.0, 0.0
         self._active = 0.0  # training seconds (not paused) observed so far
         self._last: Optional[float] = None
-        self._mark: Optional[tuple] = None  # (active seconds, cells done) of the last sample
+        self._mark: Optional[tuple] = None  # (active seconds, cells done) at the last increase
+
+    @property
+    def spc(self) -> Optional[float]:
+        """Seconds per cell, once enough training time was measured."""
+        if self._cells <= 0 or self._seconds < self.MIN_SECONDS:
+            return None
+        return self._seconds / self._cells
 
     def _advance_clock(self) -> None:
         now = self.clock()
@@ -132,35 +149,35 @@ class ProgressTracker:
         self._mark = None
 
     def observe(self, cells_done: int, cells_total: int) -> None:
+        """The training process's own figures; the rate is measured on them, what is shown
+        never goes below what was shown before."""
         self._advance_clock()
         cells_done, cells_total = max(0, int(cells_done or 0)), max(0, int(cells_total or 0))
-        if cells_total:
-            if self.total and cells_total != self.total:  # another grid: start over
-                self.done, self.spc, self._mark = 0, None, None
-            self.total = cells_total
-        if cells_done <= self.done:
-            if self._mark is None and cells_done and cells_done == self.done:
-                self._mark = (self._active, cells_done)
-            return
-        if self._mark is not None and cells_done > self._mark[1]:
+        if not cells_total:
+            return  # still loading: no grid yet
+        if self.total and cells_total != self.total:  # another grid: start over
+            self.done, self._seconds, self._cells, self._mark = 0, 0.0, 0.0, None
+        self.total = cells_total
+        if self._mark is None or cells_done < self._mark[1]:
+            # the process's first report (its checkpoint position): training starts now
+            self._mark = (self._active, cells_done)
+        elif cells_done > self._mark[1]:
             span = self._active - self._mark[0]
-            sample = span / (cells_done - self._mark[1])
-            if self.spc is None:
-                self.spc = sample
-            else:
-                weight = 1.0 - math.exp(-span / self.tau)
-                self.spc += weight * (sample - self.spc)
-        self._mark = (self._active, cells_done)
-        self.done = cells_done
+            keep = 0.5 ** (span / self.half_life)
+            self._seconds = self._seconds * keep + span
+            self._cells = self._cells * keep + (cells_done - self._mark[1])
+            self._mark = (self._active, cells_done)
+        self.done = max(self.done, cells_done)
 
     @property
     def fraction(self) -> float:
         return min(1.0, self.done / float(self.total)) if self.total else 0.0
 
     def eta_seconds(self) -> int:
-        if self.spc is None or not self.total:
+        spc = self.spc
+        if spc is None or not self.total:
             return -1
-        return int(round(self.spc * max(0, self.total - self.done)))
+        return int(round(spc * max(0, self.total - self.done)))
 
     def fields(self) -> Dict[str, Any]:
         """The snapshot fields (and ping body figures) for this job."""
@@ -168,8 +185,10 @@ class ProgressTracker:
                 "eta_seconds": self.eta_seconds()}
 
     def saved(self) -> Dict[str, Any]:
-        """What state.json keeps, so a restart shows the same position and ETA."""
-        return {"cells_done": self.done, "cells_total": self.total, "seconds_per_cell": self.spc}
+        """What the job directory keeps, so a restart shows the same position and ETA."""
+        return {"cells_done": self.done, "cells_total": self.total,
+                "seconds_per_cell": self._seconds / self._cells if self._cells > 0 else None,
+                "weight_seconds": self._seconds}
 
     @classmethod
     def from_saved(cls, saved: Any, **kw: Any) -> "ProgressTracker":
@@ -178,10 +197,10 @@ class ProgressTracker:
         def number(key: str) -> Any:
             v = saved.get(key)
             return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
-                and v >= 0 else None
+                and 0 <= v < 1e12 else None
 
         return cls(int(number("cells_done") or 0), int(number("cells_total") or 0),
-                   number("seconds_per_cell"), **kw)
+                   number("seconds_per_cell"), weight_seconds=number("weight_seconds") or 0.0, **kw)
 
 
 class RunnerStatus:
