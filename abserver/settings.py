@@ -26,6 +26,7 @@ KEYS: Dict[str, Key] = {
     "db": Key(str, None, None, "database URL (sqlite:////var/lib/abserver/abserver.db, postgresql://…)"),
     "bind": Key(str, None, None, "HOST:PORT to listen on (default 127.0.0.1:8080)"),
     "workers": Key(int, 1, 64, "gunicorn worker processes"),
+    "threads": Key(int, 1, 256, "threads per gunicorn worker"),
     "timeout": Key(int, 5, 3600, "gunicorn worker timeout, seconds"),
     "lease_seconds": Key(int, 10, 86400, "a claim or ping keeps the job this long"),
     "ping_interval": Key(int, 1, 3600, "the ping pace asked of runners (an upper bound for them)"),
