@@ -30,6 +30,7 @@ def is_canonical_uuid(value: Any) -> bool:
 
 def _preview(value: str) -> str:
     """A short, printable rendering of a refused value for a message."""
-    shown = value[:40].encode("ascii", "backslashreplace").decode("ascii")
-    shown = "".join(c if 32 <= ord(c) < 127 else "\\x%02x" % ord(c) for c in shown)
-    return repr(shown + ("…" if len(value) > 40 else ""))
+    from abrunnerd.sinks import log_text
+
+    shown = log_text(value, 40)
+    return "'%s'" % (shown if len(shown) <= 80 else shown[:80] + "…")

@@ -381,7 +381,8 @@ class Runner:
             return True
         n = sum(len(c["recordings"]) for c in details["dataset"]["classes"])
         try:
-            need = estimate_peak_memory(n, details["options"], self.workers())
+            need = estimate_peak_memory(n, details["options"], self.workers(),
+                                        should_stop=lambda: self.signals.stop)
         except Exception as exc:
             log.warning("cannot estimate the memory job %s needs (%s); trying it anyway", job_id, exc)
             return True
@@ -480,7 +481,7 @@ class Runner:
         try:
             self.client.download(url, files.features, job.state.get("features_sha256"),
                                  job.state.get("features_size"), on_chunk=on_chunk)
-        except IntegrityError as exc:
+        except (IntegrityError, BadAnswerError) as exc:  # a wrong or unusable bundle: a few tries, then failed
             failures = int(job.state.get("integrity_failures", 0)) + 1
             job.state = self.store.update(job.id, integrity_failures=failures)
             if failures >= MAX_INTEGRITY_FAILURES:
@@ -503,7 +504,10 @@ class Runner:
         todo = [m for m in mbids if not os.path.exists(os.path.join(lowlevel, m + ".json"))]
         for i in range(0, len(todo), LOWLEVEL_BATCH):
             batch = todo[i:i + LOWLEVEL_BATCH]
-            body = self.client.lowlevel_bulk(batch)
+            try:
+                body = self.client.lowlevel_bulk(batch)
+            except BadAnswerError as exc:  # kept locally as failed; tried again when the dataset changes
+                self.report_failure(job, "the low-level documents cannot be used: %s" % exc.problem)
             for mbid in batch:
                 entry = body.get(mbid)
                 doc = entry.get("0") if isinstance(entry, dict) else None
@@ -596,16 +600,17 @@ class Runner:
         while True:
             rc = proc.poll()
             p = proc.progress()
-            if p:
-                done, total = _count(p.get("cells_done")), _count(p.get("cells_total"))
+            if isinstance(p, dict):  # the training process's file: checked like any input
+                total = _count(p.get("cells_total"))
+                done = min(_count(p.get("cells_done")), total)
                 before = (self.progress.done, self.progress.total)
                 self.progress.observe(done, total)
                 if (self.progress.done, self.progress.total) != before:
                     self._save_progress(job)  # saved before shown: a restart never shows less
                 fields = self.progress.fields()
-                if fields["eta_seconds"] < 0 and isinstance(p.get("eta_seconds"), (int, float)):
-                    fields["eta_seconds"] = int(p["eta_seconds"])  # the worker's own until we have a rate
-                self.status.update(message=str(p.get("message") or "")[:200], **fields)
+                if fields["eta_seconds"] < 0:
+                    fields["eta_seconds"] = _count(p.get("eta_seconds"), -1)  # the worker's own until we have a rate
+                self.status.update(message=str(p.get("message") or "")[:500], **fields)
                 decile = (10 * self.progress.done // self.progress.total) if self.progress.total else -1
                 if decile > last_logged and self.progress.total:
                     last_logged = decile
@@ -744,9 +749,9 @@ class Runner:
             try:
                 self._until_acknowledged(job, "reporting the failure", lambda: self.client.fail(  # type: ignore
                     job.id, job.state.get("lease_id"), reason))
-            except AuthError:
-                raise  # keep the job; the loop backs off and tries again
-            except ApiError as exc:
+            except (AuthError, Interrupted):
+                raise  # keep the job; the loop backs off and tries again (or the daemon stops)
+            except ClientError as exc:  # refused, redirected: retrying would wedge the queue on this job
                 log.warning("the server did not take the failure report of job %s (%s); dropping it",
                             job.id, exc, extra=job_fields(job.id, job.dataset_id))
         self.forget(job)
@@ -885,20 +890,33 @@ SHOWN_FILE = "shown.json"  # in the job directory: the position every surface la
 
 
 def _read_shown(job_dir: str) -> Any:
-    from abrunnerd import atomic
+    """The saved position, or None (missing, oversized or garbled: the worker's figures
+    take over; ProgressTracker.from_saved checks every value)."""
     try:
-        return atomic.read_json(os.path.join(job_dir, SHOWN_FILE))
-    except (OSError, ValueError):
+        fd = os.open(os.path.join(job_dir, SHOWN_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return None
-
-
-def _count(value: Any) -> int:
-    """A cell count from progress.json (written by our own worker, still checked)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 40 else 0
+    try:
+        data = os.read(fd, 4097)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        return json.loads(data.decode("utf-8")) if len(data) <= 4096 else None
+    except ValueError:
+        return None
 
 
 def _pct(progress: st.ProgressTracker) -> str:
     return "%.0f%%" % (100 * progress.fraction) if progress.total else "the start"
+
+
+def _count(value: Any, default: int = 0) -> int:
+    """A non-negative whole number from a progress file, or ``default``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 2 ** 53:
+        return default
+    return int(value)
 
 
 def _dataset_hash(details: Dict[str, Any]) -> str:

@@ -116,13 +116,31 @@ def kill_stale(pgid: Optional[int]) -> None:
 
 
 def estimate_peak_memory(n_recordings: int, options: Dict[str, Any], workers: int,
-                         timeout: float = 120.0) -> int:
+                         timeout: float = 120.0, should_stop: Any = None) -> int:
     """The trainer's estimate, computed in a short-lived process (the daemon itself
-    must not import numpy/scikit-learn). Raises RuntimeError when it cannot."""
+    must not import numpy/scikit-learn). Raises RuntimeError when it cannot; the wait
+    gives up within a fraction of a second when ``should_stop()`` says so."""
     query = json.dumps({"n_recordings": n_recordings, "options": options, "workers": workers})
-    proc = subprocess.run([sys.executable, "-m", "abrunnerd.train_worker", "--estimate"],
-                          input=query.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout, env=_env({}))
+    proc = subprocess.Popen([sys.executable, "-m", "abrunnerd.train_worker", "--estimate"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env({}))
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(query.encode() if query else None, timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                query = ""
+                if time.monotonic() > deadline or (should_stop is not None and should_stop()):
+                    raise RuntimeError("memory estimate gave up (%s)" % (
+                        "stopping" if time.monotonic() <= deadline else "took more than %.0f s" % timeout))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     if proc.returncode != 0:
-        raise RuntimeError("memory estimate failed: " + proc.stderr.decode(errors="replace")[-300:])
-    return int(proc.stdout.decode().strip())
+        raise RuntimeError("memory estimate failed: " + err.decode(errors="replace")[-300:])
+    try:
+        return int(out.decode().strip())
+    except ValueError:
+        raise RuntimeError("memory estimate failed: no number in its answer") from None

@@ -64,9 +64,9 @@ def _artist(value: Any, where: str, mbid: str) -> Optional[str]:
 
 
 def _read_json(path: str) -> Any:
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise DatasetError("%s is not a regular file" % path)
     try:
-        if os.path.exists(path) and not os.path.isfile(path):
-            raise DatasetError("%s is not a regular file" % path)
         with open(path, "rb") as f:
             return json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:

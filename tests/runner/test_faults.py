@@ -321,7 +321,7 @@ def test_server_with_only_acousticbrainz_api(owner, daemon_factory, proxy_factor
     proxy.rules([{"path": p, "action": "404", "count": 1000}
                  for p in ("/claim", "/whoami", "/ping", "/features", "/result", "/fail")])
     d = daemon_factory({"server_url": proxy.url}, token=token).start()
-    d.wait_log("has no claim endpoint (AcousticBrainz's API only)")
+    d.wait_log("has only AcousticBrainz's API")
     kept = os.path.join(d.work_dir, "results", job)
     d.wait_log("finished: accuracy")
     with open(os.path.join(kept, "result.json")) as f:
@@ -338,7 +338,8 @@ def test_server_with_only_acousticbrainz_api(owner, daemon_factory, proxy_factor
     polls = lambda: proxy.log().count("GET /api/v1/datasets/evaluation/jobs -> 200")  # noqa: E731
     after = polls()
     wait_for(lambda: polls() >= after + 2, what="two more polls")
-    assert d.current_output().count("has no claim endpoint") == 1
+    assert d.current_output().count("has only AcousticBrainz's API") == 1
+    assert "claimed job" not in d.current_output()
 
 
 def test_lease_expired_while_frozen_goes_to_another_runner(server_factory, daemon_factory):
