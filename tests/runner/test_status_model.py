@@ -191,3 +191,20 @@ def test_training_processes_are_named():
     comm, cmdline, inherited = out
     assert comm == "abrunnerd-train" or cmdline == "abrunnerd: training job 1f3c0000 (nice 10)", out
     assert inherited == "1f3c0000"  # the pool processes' titles name the job
+
+
+JSON = hs.recursive(hs.none() | hs.booleans() | hs.integers(-2 ** 70, 2 ** 70) | hs.floats() | hs.text(max_size=20),
+                    lambda inner: hs.lists(inner, max_size=4) | hs.dictionaries(hs.text(max_size=20), inner,
+                                                                               max_size=6), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hs.one_of(JSON, hs.fixed_dictionaries({}, optional={
+    "cells_done": JSON, "cells_total": JSON, "seconds_per_cell": JSON, "weight_seconds": JSON})))
+def test_a_hostile_shown_file_never_breaks_the_tracker(saved):
+    """shown.json is a local file (hostile input): any JSON gives a sane tracker."""
+    t = st.ProgressTracker.from_saved(saved)
+    f = t.fields()
+    assert 0 <= f["cells_done"] and 0 <= f["cells_total"] and 0.0 <= f["fraction"] <= 1.0
+    assert isinstance(f["eta_seconds"], int) and f["eta_seconds"] >= -1
+    st.summary(dict(f, state="training", job_id="x" * 36))

@@ -90,3 +90,24 @@ def test_submit_help_documents_the_grid():
     for text in ("-5 -3 -1 1 3 5 7 9 11", "3 1 -1 -3 -5 -7 -9 -11", "basic lowlevel nobands normalized",
                  "log2 exponents", "default 42"):
         assert text in " ".join(out.split()), text
+
+
+from hypothesis import given, settings as hsettings, strategies as hs  # noqa: E402
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(hs.one_of(hs.text(max_size=200), hs.dictionaries(hs.sampled_from(sorted(settings.KEYS) + ["x"]), hs.one_of(
+    hs.none(), hs.booleans(), hs.integers(-10 ** 12, 10 ** 12), hs.floats(), hs.text(max_size=30)), max_size=6).map(
+        lambda d: "\n".join("%s: %s" % (k, json.dumps(v)) for k, v in d.items()))))
+def test_hostile_settings_text_gives_a_settings_error_or_checked_values(text):
+    """/etc/abserver/abserver.yaml is a local file (hostile input): only SettingsError escapes."""
+    try:
+        values = settings.parse(text, "abserver.yaml")
+    except settings.SettingsError as exc:
+        assert str(exc).startswith("abserver.yaml")
+        return
+    for key, value in values.items():
+        spec = settings.KEYS[key]
+        assert isinstance(value, spec.kind) and not isinstance(value, bool)
+        if spec.low is not None:
+            assert spec.low <= value <= spec.high
