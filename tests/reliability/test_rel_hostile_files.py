@@ -434,3 +434,21 @@ def test_train_regressions(tmp_path, capsys, case):
         assert code == expect, err
         if expect:
             assert len([l for l in err.splitlines() if l.startswith("abrunnerctl train:")]) == 1, err
+
+
+def test_status_without_dbus_python_is_one_line(tmp_path):
+    """Issue 16: on a pip install without dbus-python, status died with ModuleNotFoundError.
+    dbus-python is installed here, so a module named ``dbus`` that fails to import stands
+    in for its absence (a fake, because the real package cannot be uninstalled for one test)."""
+    fake = tmp_path / "nodbus" / "dbus"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named dbus')\n")
+    cfg = tmp_path / "abrunnerd.yaml"
+    cfg.write_text("server_url: http://127.0.0.1:1\ndbus_bus: session\n")
+    env = dict(os.environ, PYTHONPATH="%s:%s" % (tmp_path / "nodbus", ROOT))
+    with record.case("hostile", "issue 16: abrunnerctl status without dbus-python") as c:
+        proc = subprocess.run([sys.executable, "-c", "import sys; from abrunnerd.ctl import main; sys.exit(main())",
+                               "status", "--config", str(cfg)], capture_output=True, text=True, timeout=60, env=env)
+        c.message = "exit %d: %s" % (proc.returncode, proc.stderr.strip())
+        assert proc.returncode == 69 and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "dbus-python" in proc.stderr

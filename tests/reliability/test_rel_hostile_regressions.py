@@ -190,3 +190,27 @@ def test_corrupted_state_file_costs_only_that_job(hostile_server, case):
     assert "jobs" in r.routes
     assert not any(k.startswith("jobs/" + J1) for k in r.work_tree)
     assert any(k.startswith("quarantine/") for k in r.work_tree)
+
+
+@pytest.mark.parametrize("jobs_status,code,fragment", [(200, 0, "token is accepted"), (401, 69, "token rejected")])
+def test_check_config_on_an_ab_only_server_tells_good_from_bad_tokens(hostile_server, tmp_path, case,
+                                                                        jobs_status, code, fragment):
+    """AB answers whoami 404 before it checks the token; check-config asks the job list instead."""
+    import os
+    import subprocess
+    import sys
+    hostile_server.set(scenario(whoami={"status": 404, "body": {"message": "Not found"}},
+                                jobs={"status": jobs_status, "body": {"jobs": []} if jobs_status == 200
+                                      else {"message": "unknown token"}}))
+    token = tmp_path / "token"
+    token.write_text(hostile.TOKEN + "\n")
+    os.chmod(str(token), 0o600)
+    cfg = tmp_path / "abrunnerd.yaml"
+    cfg.write_text("server_url: %s\ntoken_file: %s\nwork_dir: %s\n" % (hostile_server.url, token, tmp_path / "w"))
+    proc = subprocess.run([sys.executable, "-c", "import sys; from abrunnerd.ctl import main; sys.exit(main())",
+                           "check-config", "--config", str(cfg)], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(hostile.Path(__file__).resolve().parents[2])))
+    out = proc.stdout + proc.stderr
+    case.message = "exit %d: %s" % (proc.returncode, re.sub(r"http://127\.0\.0\.1:\d+", "<server>",
+                                                              out.strip().splitlines()[-1])[:250])
+    assert proc.returncode == code and fragment in out and "Traceback" not in out, out
