@@ -214,3 +214,29 @@ def test_check_config_on_an_ab_only_server_tells_good_from_bad_tokens(hostile_se
     case.message = "exit %d: %s" % (proc.returncode, re.sub(r"http://127\.0\.0\.1:\d+", "<server>",
                                                               out.strip().splitlines()[-1])[:250])
     assert proc.returncode == code and fragment in out and "Traceback" not in out, out
+
+
+def test_jobs_shows_results_kept_locally(hostile_server, tmp_path, case):
+    """AB-only mode: `abrunnerctl jobs` showed locally trained jobs as pending with no hint."""
+    import json
+    import os
+    import subprocess
+    import sys
+    hostile_server.set(scenario())
+    work = tmp_path / "w"
+    for job, result in ((J1, {"accuracy": 91.25}), (J2, {"failed": "the dataset needs at least 2 classes"})):
+        (work / "results" / job).mkdir(parents=True)
+        (work / "results" / job / "result.json").write_text(json.dumps(result))
+    token = tmp_path / "token"
+    token.write_text(hostile.TOKEN + "\n")
+    os.chmod(str(token), 0o600)
+    cfg = tmp_path / "abrunnerd.yaml"
+    cfg.write_text("server_url: %s\ntoken_file: %s\nwork_dir: %s\n" % (hostile_server.url, token, work))
+    proc = subprocess.run([sys.executable, "-c", "import sys; from abrunnerd.ctl import main; sys.exit(main())",
+                           "jobs", "--config", str(cfg)], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(hostile.Path(__file__).resolve().parents[2])))
+    lines = proc.stdout.splitlines()
+    case.message = "; ".join(l.replace(str(work), "<work_dir>") for l in lines)[:300]
+    assert proc.returncode == 0, proc.stderr
+    assert any(J1 in l and "trained here: accuracy 91.25 %" in l for l in lines), lines
+    assert any(J2 in l and "failed here: the dataset needs" in l for l in lines), lines
