@@ -452,3 +452,16 @@ def test_status_without_dbus_python_is_one_line(tmp_path):
         c.message = "exit %d: %s" % (proc.returncode, proc.stderr.strip())
         assert proc.returncode == 69 and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and "dbus-python" in proc.stderr
+
+
+def test_work_dir_that_cannot_be_created_exits_78_not_70(tmp_path):
+    """Issue 16: an unwritable work_dir exited 70 'please report it with this traceback'.
+    /proc refuses new directories even to root, who passes every permission check."""
+    cfg = tmp_path / "abrunnerd.yaml"
+    cfg.write_text("server_url: http://127.0.0.1:1\ntoken: abc\nwork_dir: /proc/abrunnerd-test-work\n"
+                   "dbus_bus: none\nlog_target: stderr\n")
+    with record.case("hostile", "issue 16: work_dir cannot be created") as c:
+        proc, took = _run(["daemon", "--config", str(cfg), "--once"])
+        c.message = "exit %d: %s" % (proc.returncode, (proc.stderr.strip().splitlines() or [""])[-1][:250])
+        assert proc.returncode == 78, proc.stderr
+        assert "Traceback" not in proc.stderr and "work_dir" in proc.stderr and "report it" not in proc.stderr
