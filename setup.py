@@ -20,7 +20,8 @@ setup(
     license="GPL-3+",
     python_requires=">=3.8",
     packages=find_packages(include=["abrunnerd", "abrunnerd.*", "abserver", "abserver.*"]),
-    package_data={"abserver": ["openapi.json", "migrations/*.sql"]},
+    package_data={"abserver": ["openapi.json", "migrations/*.sql"],
+                  "abserver.web": ["templates/*.html", "static/*"]},
     install_requires=[
         "numpy>=1.17",
         "scikit-learn>=0.22,<1.11",  # 1.11 removes SVC(probability=True)
@@ -29,7 +30,8 @@ setup(
     ],
     extras_require={
         "daemon": ["python-daemon>=2.2", "systemd-python>=234", "dbus-python>=1.2"],
-        "server": ["Flask>=2.2", "SQLAlchemy>=1.4", "psycopg2>=2.8", "gunicorn>=20"],
+        "server": ["Flask>=2.2", "SQLAlchemy>=1.4", "psycopg2>=2.8", "gunicorn>=20", "Flask-WTF>=1.0",
+                   "matplotlib>=3.5"],
     },
     entry_points={
         "console_scripts": [

@@ -129,12 +129,36 @@ def parse_document(data: bytes, fmt: str) -> Any:
     return doc
 
 
+_YAML_LOADER = None  # type: Any
+
+
+def _yaml_loader() -> Any:
+    """A safe loader that reads numbers as Essentia writes them (C++ ``ostream``): YAML 1.1 takes
+    ``1e-05`` (no dot), ``nan`` and ``inf`` for strings; Essentia and JSON mean numbers."""
+    global _YAML_LOADER
+    if _YAML_LOADER is None:
+        import re
+
+        import yaml
+
+        base = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+
+        class EssentiaYamlLoader(base):  # type: ignore
+            pass
+
+        EssentiaYamlLoader.add_implicit_resolver(
+            "tag:yaml.org,2002:float",
+            re.compile(r"^(?:[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+|[-+]?(?:nan|inf|NaN|Inf|infinity|Infinity))$"),
+            list("-+0123456789nNiI"))
+        _YAML_LOADER = EssentiaYamlLoader
+    return _YAML_LOADER
+
+
 def _load_yaml(data: bytes) -> Any:
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
     try:
-        return yaml.load(data, Loader=loader)
+        return yaml.load(data, Loader=_yaml_loader())
     except yaml.YAMLError as exc:
         raise ValueError(str(exc).replace("\n", " ")) from None
 

@@ -14,6 +14,7 @@ from .db import make_engine
 from .errors import ApiError
 from .migrations import current_version, latest_version
 from .responses import json_response
+from .text import sanitize
 
 log = logging.getLogger("abserver")
 
@@ -32,6 +33,9 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
     app.extensions[ENGINE_KEY] = engine
     app.extensions[CONFIG_KEY] = config
     app.register_blueprint(api_blueprint, url_prefix="/api/v1")
+    from .web import init_app as init_web_pages
+
+    init_web_pages(app)  # the owner's web pages (docs/web.md)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -39,11 +43,15 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
-                 400: "bad_request"}
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+                 408: "request_timeout", 411: "length_required", 413: "too_large", 414: "uri_too_long",
+                 415: "unsupported_media_type", 416: "bad_range", 428: "precondition_required",
+                 429: "too_many_requests", 431: "headers_too_large", 500: "internal_error",
+                 501: "not_implemented", 503: "unavailable"}
         message = exc.description or exc.name
         if exc.code == 404:
-            message = "no such endpoint: %s %s (see /api/v1/openapi.json)" % (request.method, request.path)
+            message = "no such endpoint: %s %s (see /api/v1/openapi.json)" % (sanitize(request.method, 16),
+                                                                                sanitize(request.path, 200))
         body = ApiError(exc.code or 500, codes.get(exc.code or 0, "http_error"), message).body()
         response = json_response(body, exc.code or 500)
         if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:

@@ -17,7 +17,8 @@ from .migrations import MigrationError, current_version, latest_version, upgrade
 from .options import OptionsError
 from .text import canonical_uuid, sanitize
 from .timefmt import http_date
-from .users import UserError, add_user, user_id_by_name
+from .users import (UserError, add_user, list_users, revoke_token, rotate_token, set_disabled,
+                    user_id_by_name)
 
 EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_CONFIG = 64, 65, 69, 78
 
@@ -45,6 +46,43 @@ def cmd_add_user(args) -> int:
     print(token)
     print("user %s created; this token is shown only now: put it in /etc/abrunnerd/token" % args.name,
           file=sys.stderr)
+    return 0
+
+
+def _user_command(args, action) -> int:
+    engine = _engine(args)
+    with engine.begin() as conn:
+        return action(conn, user_id_by_name(conn, args.name))
+
+
+def cmd_rotate_token(args) -> int:
+    token = _user_command(args, rotate_token)
+    print(token)
+    print("new token for %s (the old one answers 401 from now on); shown only now: put it in "
+          "/etc/abrunnerd/token" % args.name, file=sys.stderr)
+    return 0
+
+
+def cmd_revoke_token(args) -> int:
+    _user_command(args, revoke_token)
+    print("token of %s revoked: it answers 401 from now on ('abserver rotate-token %s' issues a new one)"
+          % (args.name, args.name), file=sys.stderr)
+    return 0
+
+
+def cmd_disable_user(args) -> int:
+    _user_command(args, lambda conn, uid: set_disabled(conn, uid, not args.enable))
+    print("user %s %s" % (args.name, "enabled" if args.enable else "disabled: every request with its token "
+                          "answers 401"), file=sys.stderr)
+    return 0
+
+
+def cmd_users(args) -> int:
+    with _engine(args).connect() as conn:
+        for row in list_users(conn):
+            state = "disabled" if row.disabled_at else ("token revoked" if row.token_revoked else "active")
+            print("%-24s %-14s created %s, token changed %s" % (row.name, state, http_date(row.created),
+                                                               http_date(row.token_changed) or "-"))
     return 0
 
 
@@ -123,7 +161,7 @@ def cmd_jobs(args) -> int:
 def _listen(value: str):
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError("--listen must be HOST:PORT (port 0 picks a free one), got %r" % value)
+        raise argparse.ArgumentTypeError("--bind must be HOST:PORT (port 0 picks a free one), got %r" % value)
     return host.strip("[]"), int(port)
 
 
@@ -136,20 +174,45 @@ def config_from_args(args) -> ServerConfig:
 
 
 def cmd_serve(args) -> int:
-    from werkzeug.serving import make_server
-
+    """gunicorn (threads, timeouts, request limits); the Flask development server only with --dev."""
     from .app import create_app
 
     upgrade(make_engine(_db(args)))
-    app = create_app(_db(args), config_from_args(args))
-    host, port = args.listen
-    server = make_server(host, port, app, threaded=True)
-    print("abserver %s listening on http://%s:%d/api/v1/" % (__version__, host, server.server_port), flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    config = config_from_args(args)
+    config.validate()
+    db_url = _db(args)
+    host, port = args.bind
+    if args.dev:
+        from werkzeug.serving import make_server
+
+        server = make_server(host, port, create_app(db_url, config), threaded=True)
+        print("abserver %s (development server, --dev) listening on http://%s:%d/api/v1/"
+              % (__version__, host, server.server_port), flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        return 0
+    from .serving import GunicornServer, gunicorn_options
+
+    create_app(db_url, config)  # refuse a bad schema or setting here, once, not in every worker
+    bind = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+    options = gunicorn_options(bind, args.workers, args.threads, args.timeout, args.graceful_timeout,
+                               args.keep_alive, args.max_requests)
+    print("abserver %s starting gunicorn on %s (%d workers x %d threads, timeout %d s)"
+          % (__version__, bind, args.workers, args.threads, args.timeout), flush=True)
+    GunicornServer(lambda: create_app(db_url, config), options).run()
     return 0
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 10000:
+        raise argparse.ArgumentTypeError("must be an integer from 1 to 10000, got %r" % value)
+    return number
 
 
 def add_timing_options(p: argparse.ArgumentParser) -> None:
@@ -178,6 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("add-user", parents=[common], help="create a user; prints its token once")
     p.add_argument("name")
     p.set_defaults(func=cmd_add_user)
+    for name, func, text in (("rotate-token", cmd_rotate_token, "give a user a new token (prints it once); "
+                              "the old one stops working at once"),
+                             ("revoke-token", cmd_revoke_token, "make a user's token stop working at once")):
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.add_argument("name")
+        p.set_defaults(func=func)
+    p = sub.add_parser("disable-user", parents=[common], help="refuse (401) every request of a user",
+                       description="Refuse (401 user_disabled) every request of a user; --enable undoes it.")
+    p.add_argument("name")
+    p.add_argument("--enable", action="store_true", help="enable the user again")
+    p.set_defaults(func=cmd_disable_user)
+    sub.add_parser("users", parents=[common], help="list users and their state").set_defaults(func=cmd_users)
     p = sub.add_parser("import-dataset", parents=[common], help="import an AB-form dataset directory")
     p.add_argument("dir")
     p.add_argument("--owner", required=True)
@@ -198,8 +273,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=cmd_submit)
     sub.add_parser("jobs", parents=[common], help="list all jobs").set_defaults(func=cmd_jobs)
-    p = sub.add_parser("serve", parents=[common], help="run the API (development server; see docs/server.md)")
-    p.add_argument("--listen", type=_listen, default=("127.0.0.1", 8080), help="HOST:PORT (default 127.0.0.1:8080)")
+    p = sub.add_parser("serve", parents=[common], help="run the API on gunicorn (see docs/server.md)",
+                       description="Serve /api/v1 with gunicorn's threaded workers, a request timeout and "
+                       "request-size limits; --dev runs Flask's development server instead.")
+    p.add_argument("--bind", "--listen", dest="bind", type=_listen, default=("127.0.0.1", 8080),
+                   help="HOST:PORT to listen on (default 127.0.0.1:8080; port 0 picks a free one)")
+    p.add_argument("--workers", type=_positive, default=2, help="worker processes (default %(default)s)")
+    p.add_argument("--threads", type=_positive, default=8, help="threads per worker (default %(default)s)")
+    p.add_argument("--timeout", type=_positive, default=120,
+                   help="seconds a request may run before its worker is restarted (default %(default)s)")
+    p.add_argument("--graceful-timeout", type=_positive, default=30,
+                   help="seconds requests may finish after SIGTERM (default %(default)s)")
+    p.add_argument("--keep-alive", type=_positive, default=5,
+                   help="seconds an idle keep-alive connection is kept (default %(default)s)")
+    p.add_argument("--max-requests", type=int, default=0,
+                   help="restart a worker after this many requests, 0: never (default %(default)s)")
+    p.add_argument("--dev", action="store_true", help="Flask's development server (one process, no limits)")
     add_timing_options(p)
     p.set_defaults(func=cmd_serve)
     return parser

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import sqlalchemy as sa
 
-from . import leases
+from . import events, leases
 from .config import ServerConfig
 from .datasets import build_snapshot, get_dataset, store_snapshot
 from .errors import ApiError, conflict, not_found
@@ -49,6 +49,7 @@ def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: s
             status="pending", eval_location=location, options=json.dumps(opts), seed=seed,
             created=ts, updated=ts, stall_count=0,
         ))
+        events.record(conn, job_id, "submitted", {"location": location})
     return job_id
 
 
@@ -159,6 +160,7 @@ def claim(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: Server
             leases.progress_dict({"stage": "claimed", "runner_name": body["runner_name"],
                                   "runner_version": body["runner_version"]}, http_date(ts))))
     _update(conn, job, values)
+    events.record(conn, job.id, "resumed" if resumed else "claimed", {"runner_name": body["runner_name"]})
     return {"job_id": job.id, "lease_id": lease_id, "lease_seconds": config.lease_seconds,
             "ping_interval": config.ping_interval, "seed": job.seed, "resumed": resumed}
 
@@ -238,6 +240,12 @@ def _ping_once(conn, job_id: str, owner_id: int, body: Dict[str, Any], config: S
         values["status_msg"] = None
     if conn.execute(_UPDATE_PING, values).rowcount != 1:
         return None
+    events.record(conn, job.id, "ping", {k: body.get(k) for k in ("stage", "cells_done", "cells_total",
+                                                                   "eta_seconds", "message")})
+    if values["stalled_at"] is not None and job.stalled_at is None:
+        events.record(conn, job.id, "stalled", {"message": values["status_msg"]})
+    elif values["stalled_at"] is None and job.stalled_at is not None:
+        events.record(conn, job.id, "unstalled")
     return answer
 
 
@@ -245,6 +253,7 @@ def fail(conn, job_id: str, owner_id: int, lease_id: str, reason: str) -> None:
     job = get_job(conn, job_id, owner_id, lock=True)
     leases.check_upload_lease(job, lease_id, now())
     _update(conn, job, {"status": "failed", "status_msg": reason, "updated": now()})
+    events.record(conn, job.id, "failed", {"reason": reason})
 
 
 def cancel(conn, job_id: str, owner_id: int) -> str:
@@ -254,9 +263,11 @@ def cancel(conn, job_id: str, owner_id: int) -> str:
     if job.status in ("done", "failed"):
         raise conflict("job_finished", "job is already %s and cannot be canceled" % job.status)
     _update(conn, job, {"status": "canceled", "status_msg": "canceled by the owner", "updated": now()})
+    events.record(conn, job.id, "canceled")
     return "canceled"
 
 
 def store_result(conn, job, result: Dict[str, Any], model: bytes, upload_sha256: str) -> None:
     _update(conn, job, {"status": "done", "status_msg": None, "result": json.dumps(result),
                         "model": model, "upload_sha256": upload_sha256, "updated": now()})
+    events.record(conn, job.id, "done", {"accuracy": result.get("accuracy")})

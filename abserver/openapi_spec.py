@@ -32,7 +32,7 @@ def json_content(schema: Dict[str, Any]) -> Dict[str, Any]:
 
 ERRORS = {
     400: "Malformed request: bad parameter, invalid JSON, unknown or missing field",
-    401: "No Authorization header, or an unknown token",
+    401: "No Authorization header, an unknown, rotated or revoked token, or a disabled user",
     403: "Authenticated but not allowed (another user's document)",
     404: "No such object, or it belongs to another owner",
     405: "Method not allowed on this path",
@@ -212,6 +212,15 @@ def build() -> Dict[str, Any]:
             "responses": responses({200: ok_json("Stored (the requester's own document of the recording)",
                                                  obj({"mbid": UUID}, ["mbid"]))},
                                    400, 413, 415, 422)}},
+        "/token/rotate": {"post": {
+            "summary": "A new token for the requester; the token of this request answers 401 from now on",
+            "responses": responses({200: ok_json("The new token (shown only now)", obj(
+                {"username": {"type": "string"}, "token": {"type": "string"}}, ["username", "token"]))},
+                400, 413, 415)}},
+        "/token": {"delete": {
+            "summary": "Revoke the requester's token (answers 401 from now on; the admin issues a new one)",
+            "responses": responses({200: ok_json("Revoked", obj(
+                {"username": {"type": "string"}, "revoked": {"type": "boolean"}}, ["username", "revoked"]))})}},
         "/datasets": {"post": {
             "summary": "Create a dataset (AcousticBrainz form)",
             "requestBody": {"required": True, "content": json_content(ref("DatasetRequest"))},

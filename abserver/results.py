@@ -14,6 +14,9 @@ from .options import KERNELS
 from .text import truncated_list
 
 HISTORY_MAGIC = b"\x6a\xea\x72\x3d"
+# Container items (map entries, list items, layout nodes) a model may hold: real Gaia and
+# trainer histories hold ~14,000; this bounds parsing to ~20 MB and well under a second.
+MODEL_MAX_ITEMS = 200000
 TOP_KEYS = {"parameters", "accuracy", "confusion_matrix", "seed", "combinations", "dataset", "runner"}
 REQUIRED = ("parameters", "accuracy", "confusion_matrix")
 RUNNER_KEYS = {"name", "version", "python", "sklearn", "numpy"}
@@ -274,7 +277,7 @@ def check_model(model: bytes, class_names: List[str], best: Optional[Tuple[str, 
     except ImportError:
         return
     try:
-        steps = loads_history(model)
+        steps = loads_history(model, max_items=MODEL_MAX_ITEMS)
     except HistoryError as exc:
         raise invalid("bad_model", "model is not a valid Gaia history: %s" % exc)
     svm = [s for s in steps if s.analyzer == "svmtrain"]

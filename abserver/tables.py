@@ -93,3 +93,42 @@ jobs = sa.Table(
     sa.Column("stalled_at", sa.Float),
     sa.Column("stall_count", sa.Integer),
 )
+
+# Version 4 (migrations/0004_web_pages.sql): status history and the web pages' state.
+job_events = sa.Table(
+    "job_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job_id", sa.String(36)),
+    sa.Column("at", sa.Float),
+    sa.Column("kind", sa.String(16)),
+    sa.Column("detail", sa.Text),  # JSON object or NULL
+)
+
+web_sessions = sa.Table(
+    "web_sessions", metadata,
+    sa.Column("id_sha256", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer),
+    sa.Column("created", sa.Float),
+    sa.Column("expires", sa.Float),
+)
+
+web_login_failures = sa.Table(
+    "web_login_failures", metadata,
+    sa.Column("client", sa.String(64)),
+    sa.Column("at", sa.Float),
+)
+
+web_secret = sa.Table(
+    "web_secret", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("secret", sa.String(64)),
+)
+
+web_renders = sa.Table(
+    "web_renders", metadata,
+    sa.Column("job_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("upload_sha256", sa.String(64)),
+    sa.Column("data", sa.LargeBinary),
+    sa.Column("created", sa.Float),
+)

@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 import numpy as np
 
 from abrunnerd.gaia.chain import ENUM, FIXED, REAL, STRING, Layout, Step, SvmModel
-from abrunnerd.gaia.numeric import distribute, dot_product
+from abrunnerd.gaia.numeric import distribute_block, dot_product
 from abrunnerd.gaia.svm import SvmModelError, SvmPredictor, parse_svm_model
 
 # Appliers we implement, and those whose input layout Gaia checks (or rebuilds from).
@@ -376,6 +376,8 @@ class Model(object):
             if spec.live and kind == REAL:
                 self.offsets[d.name] = (self.width, spec.length)
                 self.width += spec.length
+        self._plan = [(spec, spec.path[:-1], spec.path[-1], spec.kind == REAL, spec.length, spec.live, spec.skipped,
+                       self.offsets.get(spec.name, (0, 0))[0]) for spec in self.inputs]
         self.initial_maps = {d.name: list(c.first_maps.get(d.name, [])) for d in c.first if d.type == ENUM}
         self.ops = self._fuse([op for op in c.ops if op[0] == "maps" or op[1] in live], live)
         columns, self.enum_features = [], []  # type: List[np.ndarray], List[Tuple[int, str, int]]
@@ -438,32 +440,31 @@ class Model(object):
             raise DocumentError("the document is not a JSON object")
         reals = [0.0] * self.width
         strings = {}  # type: Dict[str, List[str]]
-        offsets = self.offsets
         parent_path = None  # type: Any
         parent = None  # type: Any
-        for spec in self.inputs:  # sorted by name: consecutive descriptors share their parent
-            if spec.skipped:
+        # sorted by name: consecutive descriptors share their parent (plain tuples: the hot loop)
+        for spec, parent_keys, leaf, is_real, length, live, skipped, start in self._plan:
+            if skipped:
                 values = [""]  # type: Any
                 n = 1
             else:
-                if spec.path[:-1] != parent_path:
-                    parent_path = spec.path[:-1]
+                if parent_keys != parent_path:
+                    parent_path = parent_keys
                     parent = doc
-                    for key in parent_path:
+                    for key in parent_keys:
                         parent = parent.get(key) if type(parent) is dict else None
                         if parent is None:
                             break
-                node = parent.get(spec.path[-1]) if type(parent) is dict else None
-                if type(node) is float and spec.kind == REAL:
+                node = parent.get(leaf) if type(parent) is dict else None
+                if is_real and type(node) is float:
                     values, n = [node], 1
                 else:
                     values, n = _read_value(node, spec)
-            if spec.length >= 0 and n != spec.length:
+            if length >= 0 and n != length:
                 raise DocumentError("descriptor %s has %d values, the model was trained on %d"
-                                    % (spec.name[1:], n, spec.length))
-            if spec.live:
-                if spec.kind == REAL:
-                    start = offsets[spec.name][0]
+                                    % (spec.name[1:], n, length))
+            if live:
+                if is_real:
                     reals[start:start + n] = values
                 else:
                     strings[spec.name] = values
@@ -481,7 +482,7 @@ class Model(object):
             elif op[0] == "dot":
                 matrix[:, op[1]] = dot_product(matrix[:, op[1]], op[2], op[3], op[4])
             else:
-                matrix[:, op[1]] = distribute_columns(matrix[:, op[1]], op[2])
+                matrix[:, op[1]] = distribute_block(matrix[:, op[1]], op[2])
         x = np.empty((len(rows), self.n_features))
         x[:, self.real_positions] = matrix[:, self.real_columns]
         for position, origin, size in self.enum_features:
@@ -539,14 +540,6 @@ class Model(object):
         for slot, result in zip(slots, self.predict_rows(rows)):
             results[slot] = result
         return results
-
-
-def distribute_columns(block: np.ndarray, dists: List[np.ndarray]) -> np.ndarray:
-    """``distribute`` on every column of ``block`` with its own reference distribution."""
-    out = np.empty_like(block)
-    for j, dist in enumerate(dists):
-        out[:, j] = distribute(block[:, j], dist)
-    return out
 
 
 def _read_value(node: Any, spec: InputSpec) -> Tuple[Any, int]:

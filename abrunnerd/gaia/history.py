@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Union
 
 from abrunnerd.atomic import write_bytes
 from abrunnerd.gaia.chain import Float32Blob, Layout, Step, SvmModel
-from abrunnerd.gaia.layout import decode_layout, encode_layout
+from abrunnerd.gaia.layout import decode_layout_counted, encode_layout
 from abrunnerd.gaia.libsvm_text import render_model
-from abrunnerd.gaia.qdatastream import BYTEARRAY, MAP, Reader, StreamError, Writer
+from abrunnerd.gaia.qdatastream import BYTEARRAY, MAP, MAX_ITEMS, Reader, StreamError, Writer
 
 MAGIC = b"\x6a\xea\x72\x3d"
 FORMAT_VERSION = 102  # "Gaia 2.3 format": stream version Qt_4_4, 7-field transformations
@@ -65,15 +65,18 @@ def write_history(steps: List[Step], path: Union[str, "os.PathLike[str]"]) -> No
     write_bytes(os.fspath(path), dumps_history(steps), mode=0o644)
 
 
-def loads_history(data: bytes) -> List[Step]:
-    """Parse a history; :class:`HistoryError` on anything Gaia would refuse or cannot be parsed."""
+def loads_history(data: bytes, max_items: int = MAX_ITEMS) -> List[Step]:
+    """Parse a history; :class:`HistoryError` on anything Gaia would refuse or cannot be parsed.
+
+    ``max_items`` caps the container items (map entries, list items) of the whole file, so
+    memory and time stay proportional to a bound, not only to the byte size."""
     if len(data) > MAX_FILE_SIZE:
         raise HistoryError("history is %d bytes, more than the %d allowed" % (len(data), MAX_FILE_SIZE))
     if data[:4] != MAGIC:
         hint = " (it is a Gaia DataSet, not a history)" if data[:4] == DATASET_MAGIC else ""
         raise HistoryError("not a Gaia history: the file starts with %s, expected 6a ea 72 3d%s"
                            % (data[:4].hex(" ") if data else "nothing", hint))
-    r = Reader(data, "history")
+    r = Reader(data, "history", max_items)
     r.pos = 4
     try:
         version = r.i32("format version")
@@ -101,7 +104,8 @@ def _read_step(r: Reader, index: int) -> Step:
         value = _typed(r, where + " " + field, MAP)
         maps.append(value)
     layout_bytes = _typed(r, where + " layout", BYTEARRAY)
-    layout = decode_layout(layout_bytes, "%s layout" % where)  # type: Layout
+    layout, used = decode_layout_counted(layout_bytes, "%s layout" % where, r.items_left)
+    r.items_left -= used  # one budget for the whole file, layouts included
     params = maps[1]
     model = params.get("modelData")
     if isinstance(model, bytes) and b"\0" in model:

@@ -9,7 +9,7 @@ Gaia refuses (a VL leaf whose segment size is not 1).
 from typing import Dict, List, Tuple
 
 from abrunnerd.gaia.chain import ENUM, FIXED, REAL, STRING, VARIABLE, Descriptor, Layout
-from abrunnerd.gaia.qdatastream import Reader, StreamError, Writer, utf16_key
+from abrunnerd.gaia.qdatastream import MAX_ITEMS, Reader, StreamError, Writer, utf16_key
 
 UNDEFINED = 0
 MAX_TREE_DEPTH = 64  # AB names have 4 levels
@@ -98,9 +98,16 @@ def encode_layout(layout: Layout) -> bytes:
     return w.getvalue()
 
 
-def decode_layout(data: bytes, what: str = "layout") -> Layout:
-    """Parse a PointLayout stream; :class:`StreamError` names the offending node or map."""
-    r = Reader(data, what)
+def decode_layout(data: bytes, what: str = "layout", max_items: int = MAX_ITEMS) -> Layout:
+    """Parse a PointLayout stream; :class:`StreamError` names the offending node or map.
+
+    At most ``max_items`` container items (tree nodes, map entries) are read."""
+    return decode_layout_counted(data, what, max_items)[0]
+
+
+def decode_layout_counted(data: bytes, what: str, max_items: int) -> Tuple[Layout, int]:
+    """``decode_layout`` and the container items it read (for a caller's shared budget)."""
+    r = Reader(data, what, max_items)
     descriptors = []  # type: List[Descriptor]
 
     def node(path: str, depth: int, is_root: bool) -> str:
@@ -164,4 +171,5 @@ def decode_layout(data: bytes, what: str = "layout") -> Layout:
         enum_maps[key] = values
     if set(str2enum) != set(enum2str):
         raise StreamError("%s: enum2str and str2enum name different descriptors" % what)
-    return Layout(descriptors=sorted(descriptors, key=lambda d: utf16_key(d.name)), enum_maps=enum_maps)
+    layout = Layout(descriptors=sorted(descriptors, key=lambda d: utf16_key(d.name)), enum_maps=enum_maps)
+    return layout, max_items - r.items_left

@@ -20,6 +20,11 @@ BOOL, INT, UINT, DOUBLE, MAP, LIST, STRING, STRINGLIST, BYTEARRAY, FLOAT = (
     1, 2, 3, 6, 8, 9, 10, 11, 12, 135)
 NULL_LENGTH = 0xFFFFFFFF
 MAX_DEPTH = 32  # nested maps/lists; Gaia uses 3
+# Container items (map entries, list and string-list items) one stream may hold. Bytes
+# alone do not bound the cost: a map entry of 12 bytes becomes a ~100-byte dict slot
+# and key, so a 64 MB file of tiny entries took ~7x its size and 25 s. Real histories
+# hold ~14,000 items (ab-real-1's Gaia model: 13,657).
+MAX_ITEMS = 1000000
 
 
 class StreamError(ValueError):
@@ -41,10 +46,11 @@ class VariantList(list):
 class Reader:
     """Sequential big-endian reader over ``data`` with bounds-checked lengths."""
 
-    def __init__(self, data: bytes, what: str = "stream") -> None:
+    def __init__(self, data: bytes, what: str = "stream", max_items: int = MAX_ITEMS) -> None:
         self.data = memoryview(data)
         self.pos = 0
         self.what = what
+        self.items_left = max_items
 
     def remaining(self) -> int:
         return len(self.data) - self.pos
@@ -79,6 +85,10 @@ class Reader:
         n = self.u32(item + " count")
         if n * min_item_size > self.remaining():
             raise self.fail("%s count %d cannot fit in the %d bytes left" % (item, n, self.remaining()))
+        if n > self.items_left:
+            raise self.fail("%s count %d exceeds what is left of the limit on container items (%d in "
+                            "all; real histories hold about 14,000)" % (item, n, self.items_left))
+        self.items_left -= n
         return n
 
     def qstring(self, item: str = "string") -> str:

@@ -17,7 +17,7 @@ from abrunnerd.trainer.frame import real_constant
 from abrunnerd.trainer.kernels import KernelParts
 from abrunnerd.trainer.steps import normalize_coefficients
 
-Cell = Tuple[str, int, int]  # (kernel, C exponent, gamma exponent)
+Cell = Tuple  # (kernel, C exponent, gamma exponent[, balanceClasses]); no 4th element = not balanced
 SVM_TOL = 1e-3
 SVM_CACHE_MB = 100  # Gaia's setting
 
@@ -82,14 +82,17 @@ def fold_features(unit: UnitInput) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _fit_and_score(k_train: np.ndarray, k_test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray,
-                   c: int, n_classes: int) -> CellOutcome:
+                   c: int, n_classes: int, balanced: bool = False) -> CellOutcome:
     from sklearn.svm import SVC
 
     if len(set(y_train.tolist())) < 2:
         return CellOutcome(False, error="the training fold holds only one class")
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     if len(y_test):
-        svc = SVC(C=2.0 ** c, kernel="precomputed", tol=SVM_TOL, shrinking=True, cache_size=SVM_CACHE_MB)
+        # balanceClasses: Gaia's svmtrain gives class k the weight N / (K * N_k) over the K classes of the
+        # training data, exactly scikit-learn's "balanced"
+        svc = SVC(C=2.0 ** c, kernel="precomputed", tol=SVM_TOL, shrinking=True, cache_size=SVM_CACHE_MB,
+                  class_weight="balanced" if balanced else None)
         svc.fit(k_train, y_train)
         predicted = svc.predict(k_test)
         np.add.at(confusion, (y_test, predicted.astype(np.int64)), 1)
@@ -119,11 +122,12 @@ def run_unit(unit: UnitInput, cells: Sequence[Cell],
     for cell in order:
         if should_stop is not None and should_stop():
             return
-        kind, c, g = cell
+        kind, c, g = cell[0], cell[1], cell[2]
+        balanced = bool(cell[3]) if len(cell) > 3 else False
         if current != (kind, g):
             k_train, k_test = parts.kernel(kind, 2.0 ** g)
             current = (kind, g)
-        outcome = _fit_and_score(k_train, k_test, y_train, y_test, c, unit.n_classes)
+        outcome = _fit_and_score(k_train, k_test, y_train, y_test, c, unit.n_classes, balanced)
         now = time.monotonic()
         outcome.seconds = now - started
         started = now

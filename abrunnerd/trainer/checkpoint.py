@@ -10,12 +10,14 @@ from typing import Dict, Optional, Tuple
 
 from abrunnerd.trainer.cells import CellOutcome
 
-CellKey = Tuple[str, str, int, int, int]  # (preprocessing, kernel, C, gamma, fold)
+CellKey = Tuple  # (preprocessing, kernel, C, gamma, balanceClasses or None, fold)
 FORMAT = 1
 
 
 def _key(record: dict) -> CellKey:
-    return (record["p"], record["k"], int(record["C"]), int(record["g"]), int(record["f"]))
+    b = record.get("b")
+    return (record["p"], record["k"], int(record["C"]), int(record["g"]), None if b is None else bool(b),
+            int(record["f"]))
 
 
 class Checkpoint:
@@ -82,8 +84,10 @@ class Checkpoint:
         self.done[key] = outcome
         if self._file is None:
             return
-        p, k, c, g, f = key
+        p, k, c, g, b, f = key
         record = {"p": p, "k": k, "C": c, "g": g, "f": f, "ok": outcome.ok, "s": round(outcome.seconds, 4)}
+        if b is not None:
+            record["b"] = b
         if outcome.ok:
             record.update(correct=outcome.correct, total=outcome.total, cm=outcome.confusion)
         else:

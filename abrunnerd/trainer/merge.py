@@ -13,6 +13,7 @@ from abrunnerd.gaia.chain import REAL, VARIABLE, Descriptor, Layout, Step, Strin
 from abrunnerd.trainer.errors import DatasetError
 from abrunnerd.trainer.flatten import iter_leaves, leaf_value, signature
 from abrunnerd.trainer.frame import Frame, real_constant
+from abrunnerd.trainer.patterns import PatternError, resolve
 
 
 class Merged(NamedTuple):
@@ -20,7 +21,10 @@ class Merged(NamedTuple):
     steps: List[Step]  # remove + fixlength (each omitted when empty)
     raw_layout: Layout  # the first layout of every history: common descriptors, all VL
     dropped: Dict[str, List[str]]  # descriptor present in only some documents -> recordings lacking it
-    removed: List[str]  # removed by removevl / cleaner
+    removed: List[str]  # removed by removevl / cleaner / the project's excludedDescriptors
+    variable_length: List[str]  # removevl (length differs between documents)
+    constant: List[str]  # cleaner (constant in every document)
+    excluded: List[str]  # matched by excludedDescriptors
 
 
 def common_layout(documents: Dict[str, dict], ids: Sequence[str]) -> Tuple[Dict[str, int], Dict[str, set],
@@ -48,7 +52,8 @@ def common_layout(documents: Dict[str, dict], ids: Sequence[str]) -> Tuple[Dict[
     return common, lengths, dropped
 
 
-def merge_documents(documents: Dict[str, dict]) -> Merged:
+def merge_documents(documents: Dict[str, dict], exclude: Sequence[str] = (), fail_on_unmatched: bool = False) -> Merged:
+    """``exclude``: Gaia's ``excludedDescriptors`` patterns, removed with the merge's own removals."""
     ids = sorted(documents)
     if not ids:
         raise DatasetError("the dataset has no recordings")
@@ -56,9 +61,13 @@ def merge_documents(documents: Dict[str, dict]) -> Merged:
     if not types:
         raise DatasetError("the low-level documents have no descriptor in common")
     raw_layout = Layout([Descriptor(n, t, VARIABLE, 1) for n, t in sorted(types.items())])
+    try:
+        excluded = resolve(exclude, sorted(types), fail_on_unmatched=fail_on_unmatched) if exclude else []
+    except PatternError as e:
+        raise DatasetError("excludedDescriptors: %s (failOnUnmatched is true)" % e) from None
     # removevl: length differs between points or is empty in the first point
-    variable = sorted(n for n in types if len(lengths[n]) > 1 or 0 in lengths[n])
-    fixed = {n: next(iter(lengths[n])) for n in types if n not in set(variable)}
+    variable = sorted(n for n in types if n not in excluded and (len(lengths[n]) > 1 or 0 in lengths[n]))
+    fixed = {n: next(iter(lengths[n])) for n in types if n not in set(variable) and n not in excluded}
     values: Dict[str, np.ndarray] = {}
     for n, size in fixed.items():
         values[n] = np.empty((len(ids), size), dtype=np.float32 if types[n] == REAL else object)
@@ -69,7 +78,7 @@ def merge_documents(documents: Dict[str, dict]) -> Merged:
     constant = sorted(n for n in fixed if types[n] == REAL and bool(np.all(real_constant(values[n]))))
     for n in constant:
         del values[n]
-    removed = sorted(set(variable) | set(constant))
+    removed = sorted(set(variable) | set(constant) | set(excluded))
     frame = Frame(ids, values, {n: types[n] for n in values})
     steps = []
     if removed:
@@ -79,4 +88,4 @@ def merge_documents(documents: Dict[str, dict]) -> Merged:
     vl_layout = Layout([Descriptor(n, types[n], VARIABLE, 1) for n in kept])
     steps.append(Step("fixlength", "fixlengthapplier", {"descriptorNames": StringList(kept)},
                       {"descriptorNames": StringList(kept)}, {}, vl_layout))
-    return Merged(frame, steps, raw_layout, dropped, removed)
+    return Merged(frame, steps, raw_layout, dropped, removed, variable, constant, sorted(excluded))

@@ -8,7 +8,7 @@ the same computation as Essentia's GaiaTransform on the written history.
 """
 import re
 import unicodedata
-from typing import Any, Dict, List, NamedTuple, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -48,8 +48,12 @@ class FinalModel(NamedTuple):
 
 
 def fit_final(frame: Frame, head: List[Step], y: np.ndarray, class_mapping: List[str], slug: str,
-              kernel: str, c: int, gamma: int, seed: int) -> FinalModel:
-    """Steps 3-4 of spec §13 on the preprocessed training data; ``head`` = merge + preprocessing steps."""
+              kernel: str, c: int, gamma: int, seed: int, balance_classes: Optional[bool] = None) -> FinalModel:
+    """Steps 3-4 of spec §13 on the preprocessed training data; ``head`` = merge + preprocessing steps.
+
+    ``balance_classes``: None for AB's grid (no such parameter in the history), else Gaia master's
+    ``balanceClasses`` (class weights N / (K N_k), scikit-learn's "balanced").
+    """
     from sklearn.svm import SVC
 
     class_name = "highlevel." + slug
@@ -61,12 +65,15 @@ def fit_final(frame: Frame, head: List[Step], y: np.ndarray, class_mapping: List
     with_class = _with(layout, Descriptor("." + class_name, STRING, VARIABLE, 1))
     x = f.feature_matrix().astype(np.float64)
     svc = SVC(C=2.0 ** c, kernel=SVM_KERNELS[kernel].replace("polynomial", "poly"), gamma=2.0 ** gamma,
-              degree=3, coef0=0.0, tol=1e-3, shrinking=True, probability=True, cache_size=100, random_state=seed)
+              degree=3, coef0=0.0, tol=1e-3, shrinking=True, probability=True, cache_size=100,
+              random_state=seed % (2 ** 32), class_weight="balanced" if balance_classes else None)
     svc.fit(x, y)
     model = svm_model_from_sklearn(svc, SVM_KERNELS[kernel], 2.0 ** gamma)
-    svm_step = Step("svmtrain", "svmpredict",
-                    {"className": class_name, "type": "C-SVC", "kernel": kernel, "c": 2.0 ** c,
-                     "gamma": 2.0 ** gamma, "probability": True},
+    analyzer = {"className": class_name, "type": "C-SVC", "kernel": kernel, "c": 2.0 ** c,
+                "gamma": 2.0 ** gamma, "probability": True}
+    if balance_classes is not None:
+        analyzer["balanceClasses"] = bool(balance_classes)
+    svm_step = Step("svmtrain", "svmpredict", analyzer,
                     {"className": class_name, "classMapping": StringList(class_mapping),
                      "descriptorNames": StringList(f.names()), "modelData": model, "probability": True},
                     {}, with_class)

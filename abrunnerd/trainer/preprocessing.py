@@ -1,5 +1,5 @@
 """Applying a preprocessing set (spec §6.2) to the merged dataset, fitted on all training data."""
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from abrunnerd.gaia.chain import Step
 from abrunnerd.trainer import steps as fit
@@ -10,21 +10,30 @@ from abrunnerd.trainer.templates import preprocessing_steps
 
 
 def apply_preprocessing(frame: Frame, name: str, template: str,
-                        dropped: Dict[str, List[str]] = None) -> Tuple[List[Step], Frame]:
-    """The steps of set ``name`` and the data after them; a pattern that matches nothing is a DatasetError."""
+                        dropped: Dict[str, List[str]] = None,
+                        definition: Optional[Sequence[Tuple[str, dict]]] = None) -> Tuple[List[Step], Frame]:
+    """The steps of set ``name`` and the data after them; a pattern that matches nothing is a DatasetError.
+
+    ``definition`` = a project file's (transfo, args) list (see gaia_project.py); None = the
+    built-in set of ``template``.
+    """
     out: List[Step] = []
-    for op, args in preprocessing_steps(name, template):
+    for op, args in (definition if definition is not None else preprocessing_steps(name, template)):
         try:
             if op == "remove":
-                step, frame = fit.fit_remove(frame, args["patterns"])
+                step, frame = fit.fit_remove(frame, args["patterns"], args.get("excepts", ()))
             elif op == "select":
-                step, frame = fit.fit_select(frame, args["patterns"])
+                step, frame = fit.fit_select(frame, args["patterns"], args.get("excepts", ()))
             elif op == "enumerate":
                 step, frame = fit.fit_enumerate(frame, args["patterns"])
             elif op == "normalize":
-                step, frame = fit.fit_normalize(frame, independent=False)
-            else:
+                step, frame = fit.fit_normalize(frame, independent=bool(args.get("independent", False)))
+            elif op == "cleaner":
+                step, frame = fit.fit_cleaner(frame)
+            elif op == "gaussianize":
                 step, frame = fit.fit_gaussianize(frame, args["patterns"])
+            else:
+                raise DatasetError("preprocessing %r: unsupported transformation %r" % (name, op))
         except PatternError as e:
             raise DatasetError(_pattern_message(e, name, template, dropped or {})) from None
         out.append(step)

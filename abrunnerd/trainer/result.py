@@ -8,12 +8,13 @@ class Combination:
     """One grid configuration's pooled cross-validation score; filled in fold by fold."""
 
     __slots__ = ("preprocessing", "kernel", "c", "gamma", "status", "correct", "total", "fold_correct",
-                 "fold_total", "confusion", "error")
+                 "fold_total", "confusion", "error", "balance_classes", "fold_confusion")
 
     def __init__(self, preprocessing: str, kernel: str, c: int, gamma: int, status: str, correct: int = 0,
                  total: int = 0, fold_correct: Optional[List[Optional[int]]] = None,
                  fold_total: Optional[List[Optional[int]]] = None, confusion: Optional[List[List[int]]] = None,
-                 error: Optional[str] = None) -> None:
+                 error: Optional[str] = None, balance_classes: Optional[bool] = None,
+                 fold_confusion: Optional[List[Optional[List[List[int]]]]] = None) -> None:
         self.preprocessing = preprocessing
         self.kernel = kernel
         self.c = c
@@ -25,6 +26,8 @@ class Combination:
         self.fold_total = [] if fold_total is None else fold_total  # type: List[Optional[int]]
         self.confusion = [] if confusion is None else confusion  # type: List[List[int]]
         self.error = error
+        self.balance_classes = balance_classes  # None: the grid has no balanceClasses dimension (AB's)
+        self.fold_confusion = [] if fold_confusion is None else fold_confusion  # per fold; None = failed
 
     def __repr__(self) -> str:
         return "Combination(%r, %r, C=%r, gamma=%r, %s, %d/%d)" % (
@@ -36,12 +39,18 @@ class Combination:
             return None
         return 100.0 * self.correct / self.total
 
+    def key(self) -> tuple:
+        return (self.preprocessing, self.kernel, self.c, self.gamma, self.balance_classes)
+
     def to_json(self) -> Dict[str, Any]:
         acc = self.accuracy
-        return {"preprocessing": self.preprocessing, "kernel": self.kernel, "C": self.c, "gamma": self.gamma,
-                "status": self.status, "accuracy": None if acc is None else round(acc, 2),
-                "fold_correct": list(self.fold_correct), "fold_total": list(self.fold_total),
-                "error": self.error}
+        out = {"preprocessing": self.preprocessing, "kernel": self.kernel, "C": self.c, "gamma": self.gamma,
+               "status": self.status, "accuracy": None if acc is None else round(acc, 2),
+               "fold_correct": list(self.fold_correct), "fold_total": list(self.fold_total),
+               "error": self.error}
+        if self.balance_classes is not None:
+            out["balanceClasses"] = self.balance_classes
+        return out
 
 
 class TrainResult(NamedTuple):
@@ -68,11 +77,16 @@ class TrainResult(NamedTuple):
                     out.setdefault(actual, {})[predicted] = int(count)
         return out
 
+    def best_model_parameters(self) -> Dict[str, Any]:
+        model = {"classifier": "svm", "preprocessing": self.best.preprocessing, "type": "C-SVC",
+                 "kernel": self.best.kernel, "C": self.best.c, "gamma": self.best.gamma}
+        if self.best.balance_classes is not None:
+            model["balanceClasses"] = self.best.balance_classes
+        return model
+
     def to_result_json(self) -> Dict[str, Any]:
         return {
-            "parameters": {"model": {"classifier": "svm", "preprocessing": self.best.preprocessing,
-                                     "type": "C-SVC", "kernel": self.best.kernel, "C": self.best.c,
-                                     "gamma": self.best.gamma},
+            "parameters": {"model": self.best_model_parameters(),
                            "evaluation": {"type": "nfoldcrossvalidation", "nfold": self.nfold}},
             "accuracy": self.accuracy,
             "confusion_matrix": self.confusion_matrix(),

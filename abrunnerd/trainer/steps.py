@@ -22,9 +22,12 @@ def _names_param(patterns: Sequence[str]) -> StringList:
     return StringList(patterns)
 
 
-def fit_remove(frame: Frame, patterns: Sequence[str]) -> Tuple[Step, Frame]:
-    names = resolve(patterns, frame.names())
-    step = Step("remove", "removedesc", {"descriptorNames": _names_param(patterns)},
+def fit_remove(frame: Frame, patterns: Sequence[str], excepts: Sequence[str] = ()) -> Tuple[Step, Frame]:
+    names = resolve(patterns, frame.names(), excepts)
+    analyzer = {"descriptorNames": _names_param(patterns)}
+    if excepts:
+        analyzer["except"] = StringList(excepts)
+    step = Step("remove", "removedesc", analyzer,
                 {"descriptorNames": StringList(names)}, {}, frame.layout())
     return step, appliers.remove(frame, names)
 

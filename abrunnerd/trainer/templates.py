@@ -31,6 +31,8 @@ def choose_template(names: Sequence[str]) -> str:
 
 def preprocessing_steps(name: str, template: str) -> List[Tuple[str, dict]]:
     """(operation, arguments) of one preprocessing set, in order."""
+    if name == "raw":  # Gaia's template: no transformation at all (String descriptors stay, not trainable)
+        return []
     unused, strings = TEMPLATES[template]
     base = [("remove", {"patterns": unused}), ("enumerate", {"patterns": strings})]
     extra = {

@@ -83,14 +83,15 @@ def prepare(ds: Dataset, opts: TrainOptions, only: Optional[Sequence[str]] = Non
     groundtruth, held_out = dict(ds.groundtruth), {}
     if opts.normalize:
         groundtruth, held_out = balance_classes(groundtruth, opts.seed)
-    merged = merge_documents({m: ds.documents[m] for m in groundtruth})
+    merged = merge_documents({m: ds.documents[m] for m in groundtruth}, opts.excluded, opts.fail_on_unmatched)
     template = opts.template or choose_template([d.name for d in merged.raw_layout.descriptors])
     sets = {}
     for name in opts.preprocessing_values:
         if only is not None and name not in only:
             continue
         try:
-            steps, frame = apply_preprocessing(merged.frame, name, template, merged.dropped)
+            steps, frame = apply_preprocessing(merged.frame, name, template, merged.dropped,
+                                               opts.preprocessing_definition(name))
             strings = frame.names_of(2)
             if strings:
                 raise FoldError("String descriptors left after preprocessing (not enumerated): "
@@ -131,19 +132,22 @@ def _report(progress: ProgressFn, stage: str, done: int, total: int, eta: Option
 
 def _combine(opts: TrainOptions, done: Dict[tuple, Any], n_classes: int) -> List[Combination]:
     out = []
-    for prep, kernel, c, g in opts.combinations():
-        combo = Combination(prep, kernel, c, g, "ok", confusion=np.zeros((n_classes, n_classes), int).tolist())
+    for prep, kernel, c, g, b in opts.configurations():
+        combo = Combination(prep, kernel, c, g, "ok", confusion=np.zeros((n_classes, n_classes), int).tolist(),
+                            balance_classes=b)
         cm = np.zeros((n_classes, n_classes), dtype=np.int64)
         for fold in range(opts.nfold):
-            outcome = done[(prep, kernel, c, g, fold)]
+            outcome = done[(prep, kernel, c, g, b, fold)]
             if not outcome.ok:
                 combo.status = "failed"
                 combo.error = combo.error or "fold %d: %s" % (fold, outcome.error)
                 combo.fold_correct.append(None)
                 combo.fold_total.append(None)
+                combo.fold_confusion.append(None)
                 continue
             combo.fold_correct.append(outcome.correct)
             combo.fold_total.append(outcome.total)
+            combo.fold_confusion.append(outcome.confusion or None)
             combo.correct += outcome.correct
             combo.total += outcome.total
             if outcome.confusion:
@@ -156,13 +160,14 @@ def _combine(opts: TrainOptions, done: Dict[tuple, Any], n_classes: int) -> List
 
 
 def neighbourhood_mean(combo: Combination, table: Dict[tuple, Combination], opts: TrainOptions) -> float:
-    """Mean accuracy of the trained grid neighbours (C and gamma one step away, same preprocessing and kernel)."""
+    """Mean accuracy of the trained grid neighbours (C and gamma one step away, same preprocessing, kernel
+    and balanceClasses)."""
     cs, gs = sorted(opts.c_values), sorted(opts.gamma_values)
     ci, gi = cs.index(combo.c), gs.index(combo.gamma)
     accs = []
     for a in range(max(0, ci - 1), min(len(cs), ci + 2)):
         for b in range(max(0, gi - 1), min(len(gs), gi + 2)):
-            other = table.get((combo.preprocessing, combo.kernel, cs[a], gs[b]))
+            other = table.get((combo.preprocessing, combo.kernel, cs[a], gs[b], combo.balance_classes))
             if (a, b) != (ci, gi) and other is not None and other.accuracy is not None:
                 accs.append(other.accuracy)
     return sum(accs) / len(accs) if accs else 0.0
@@ -180,7 +185,7 @@ def choose_best(combos: List[Combination], opts: TrainOptions) -> Combination:
         raise DatasetError("no configuration could be trained: " + "; ".join(reasons[:3]))
     top = max(c.correct * 1.0 / c.total for c in ok)
     tied = [c for c in ok if c.correct * 1.0 / c.total == top]
-    table = {(c.preprocessing, c.kernel, c.c, c.gamma): c for c in combos}
+    table = {(c.preprocessing, c.kernel, c.c, c.gamma, c.balance_classes): c for c in combos}
     order = {id(c): i for i, c in enumerate(combos)}
     return max(tied, key=lambda c: (neighbourhood_mean(c, table, opts), -order[id(c)]))
 
@@ -204,7 +209,7 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
     _report(progress, "preparing", 0, 0, None, "merging and preprocessing %d recordings" % len(ds.groundtruth))
     with (WorkerPool(workers) if workers > 1 else _NoPool()) as pool:
         prepared = prepare(ds, opts)
-        keys = [(p, k, c, g, f) for (p, k, c, g) in opts.combinations() for f in range(opts.nfold)]
+        keys = [(p, k, c, g, b, f) for (p, k, c, g, b) in opts.configurations() for f in range(opts.nfold)]
         log = Checkpoint(checkpoint_path, fingerprint(prepared, opts))
         try:
             done = {key: log.done[key] for key in keys if key in log.done}
@@ -215,7 +220,7 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
                     "%d of %d cells already done" % (len(done), total))
 
             def on_cell(prep: str, fold: int, cell: tuple, outcome: Any) -> None:
-                key = (prep, cell[0], cell[1], cell[2], fold)
+                key = (prep, cell[0], cell[1], cell[2], cell[3] if len(cell) > 3 else None, fold)
                 log.add(key, outcome)
                 done[key] = outcome
                 clock.tick()
@@ -226,8 +231,8 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
             tasks = []
             for prep in opts.preprocessing_values:
                 for fold in range(opts.nfold):
-                    cells = [(k, c, g) for (p, k, c, g, f) in keys if p == prep and f == fold
-                             and (p, k, c, g, f) not in done]
+                    cells = [(k, c, g) if b is None else (k, c, g, b) for (p, k, c, g, b, f) in keys
+                             if p == prep and f == fold and (p, k, c, g, b, f) not in done]
                     if cells:
                         tasks.append((prepared.unit(prep, fold), cells))
             if should_stop is not None and should_stop():
@@ -242,11 +247,17 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
     chosen = prepared.sets[best.preprocessing]
     try:
         model = fit_final(chosen.frame, chosen.steps, prepared.y, prepared.classes, slugify(ds.name) or "dataset",
-                          best.kernel, best.c, best.gamma, opts.seed)
+                          best.kernel, best.c, best.gamma, opts.seed, best.balance_classes)
     except FoldError as e:
         raise DatasetError("the final model cannot be trained: %s" % e) from None
-    info = {"n_recordings": len(prepared.ids), "descriptors_dropped": len(prepared.merged.dropped),
+    merged = prepared.merged
+    info = {"n_recordings": len(prepared.ids), "descriptors_dropped": len(merged.dropped),
             "template": prepared.template}
+    if opts.balance_classes or opts.preprocessing_sets is not None or opts.excluded:  # Gaia's forms say more
+        info.update({"merge_removed_variable_length": [n[1:] for n in merged.variable_length],
+                     "merge_removed_constant": [n[1:] for n in merged.constant],
+                     "merge_removed_excluded": [n[1:] for n in merged.excluded],
+                     "descriptors_not_in_every_document": [n[1:] for n in sorted(merged.dropped)]})
     result = TrainResult(best, combos, prepared.classes, model, opts.seed, opts.nfold, info, prepared.held_out)
     _report(progress, "done", total, total, 0.0, "best %s %s C=2^%d gamma=2^%d: %.2f %%"
             % (best.preprocessing, best.kernel, best.c, best.gamma, best.accuracy))

@@ -6,6 +6,7 @@ from flask import Blueprint, g, request
 from ..context import engine
 from ..bodies import Spec, check_fields, parse_json
 from ..errors import ApiError
+from ..text import canonical_uuid
 from ..users import TokenCache
 
 blueprint = Blueprint("api", __name__)
@@ -29,8 +30,18 @@ def _authenticate():
     if user is None:
         raise ApiError(401, "bad_token", "unknown token; ask the server's admin for one "
                        "(abserver add-user NAME)")
-    g.user_id, g.user_name = user
+    g.user_id, g.user_name, disabled = user
+    if disabled:
+        raise ApiError(401, "user_disabled", "this user is disabled; ask the server's admin")
     return None
+
+
+def canonical_id(value: str, what: str = "job") -> str:
+    """A path id in canonical form (decisions 7c); anything that is not a UUID is 404, as AB answered."""
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise ApiError(404, "not_found", "No such %s" % what)
+    return canonical
 
 
 def json_body(spec: Spec, max_bytes: int = 1024 * 1024) -> Any:
@@ -45,4 +56,4 @@ def json_any(max_bytes: int = 1024 * 1024, allow_nan: bool = False) -> Any:
     return parse_json(request.get_data(cache=False), max_bytes, allow_nan)
 
 
-from . import ab, owner, runner  # noqa: E402,F401  (route registration)
+from . import ab, owner, runner, tokens  # noqa: E402,F401  (route registration)

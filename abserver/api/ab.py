@@ -10,7 +10,7 @@ from ..responses import json_response
 from ..datasets import visible_documents
 from ..errors import ApiError
 from ..text import canonical_uuid, truncated_list
-from . import blueprint
+from . import blueprint, canonical_id
 
 MAX_BULK = 25
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.json"
@@ -40,6 +40,7 @@ def list_jobs():
 
 @blueprint.route("/datasets/evaluation/jobs/<job_id>", methods=["GET"])
 def job_details(job_id):
+    job_id = canonical_id(job_id)
     with engine().connect() as conn:
         job = job_store.get_job(conn, job_id, g.user_id)
         return json_response(job_store.job_details(conn, job))

@@ -9,7 +9,7 @@ from ..context import config
 from ..datasets import DatasetError, QuotaExceeded, check_classes, create_dataset, normalize_dataset, put_lowlevel
 from ..errors import ApiError, invalid
 from ..options import OptionsError
-from . import blueprint, json_any, json_body
+from . import blueprint, canonical_id, json_any, json_body
 
 MAX_DOC_BYTES = 16 * 1024 * 1024
 EVALUATE_SPEC = {"eval_location": ((str,), False), "options": ((dict, type(None)), False),
@@ -59,6 +59,7 @@ def evaluate(dataset_id):
 
 @blueprint.route("/datasets/evaluation/jobs/<job_id>/cancel", methods=["POST"])
 def cancel(job_id):
+    job_id = canonical_id(job_id)
     if request.content_length:
         json_body({})
     with engine().begin() as conn:
@@ -68,6 +69,7 @@ def cancel(job_id):
 
 @blueprint.route("/datasets/evaluation/jobs/<job_id>/model", methods=["GET"])
 def model(job_id):
+    job_id = canonical_id(job_id)
     with engine().connect() as conn:
         job = job_store.get_job(conn, job_id, g.user_id)
     if job.model is None:

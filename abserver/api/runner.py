@@ -14,7 +14,7 @@ from ..results import upload_digest, validate_result
 from ..spotcheck import spot_check
 from ..text import truncated_list
 from ..timefmt import now
-from . import blueprint, json_body
+from . import blueprint, canonical_id, json_body
 
 STAGES = ("claimed", "downloading", "training", "uploading", "paused")
 TEXT = (str,)
@@ -40,6 +40,7 @@ def _short(body, *names, limit=255):
 
 @blueprint.route("/datasets/evaluation/jobs/<job_id>/claim", methods=["POST"])
 def claim(job_id):
+    job_id = canonical_id(job_id)
     body = json_body(CLAIM_SPEC)
     body["runner_id"] = check_uuid(body["runner_id"], "runner_id")
     if body.get("lease_id") is not None:
@@ -57,8 +58,20 @@ def claim(job_id):
 _RANGE = re.compile(r"^bytes=(\d{1,15})-(\d{0,15})$")
 
 
+def _matches(if_none_match, etag: str) -> bool:
+    """RFC 9110 If-None-Match: ``*`` (any current representation) or a list of entity tags
+    (weak comparison, so ``W/"x"`` matches ``"x"``)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return any((t[2:] if t.startswith("W/") else t) == etag for t in tags)
+
+
 @blueprint.route("/datasets/evaluation/jobs/<job_id>/features", methods=["GET"])
 def features(job_id):
+    job_id = canonical_id(job_id)
     with engine().connect() as conn:
         job = job_store.get_job(conn, job_id, g.user_id)
         row = job_store.bundle_of(conn, job)
@@ -66,7 +79,7 @@ def features(job_id):
     etag = '"%s"' % sha
     headers = {"ETag": etag, "X-Content-SHA256": sha, "Accept-Ranges": "bytes",
                "Cache-Control": "private, max-age=0"}
-    if request.headers.get("If-None-Match") == etag:
+    if _matches(request.headers.get("If-None-Match"), etag):
         return Response(status=304, headers=headers)
     status = 200
     spec = request.headers.get("Range")
@@ -74,7 +87,9 @@ def features(job_id):
     if spec and (not if_range or if_range == etag):
         m = _RANGE.match(spec.strip())
         if not m:
-            raise ApiError(416, "bad_range", "only a single 'bytes=N-' or 'bytes=N-M' range is supported")
+            body = ApiError(416, "bad_range", "only a single 'bytes=N-' or 'bytes=N-M' range is supported "
+                            "(got %r)" % spec[:64]).body()
+            return json_response(body, 416, {"Content-Range": "bytes */%d" % len(data)})
         start = int(m.group(1))
         end = int(m.group(2)) if m.group(2) else len(data) - 1
         if start >= len(data) or end < start:
@@ -89,6 +104,7 @@ def features(job_id):
 
 @blueprint.route("/datasets/evaluation/jobs/<job_id>/ping", methods=["POST"])
 def ping(job_id):
+    job_id = canonical_id(job_id)
     body = json_body(PING_SPEC)
     body["lease_id"] = check_uuid(body["lease_id"], "lease_id")
     if body["stage"] not in STAGES:
@@ -116,6 +132,7 @@ def ping(job_id):
 
 @blueprint.route("/datasets/evaluation/jobs/<job_id>/fail", methods=["POST"])
 def fail(job_id):
+    job_id = canonical_id(job_id)
     body = json_body(FAIL_SPEC)
     lease_id = check_uuid(body["lease_id"], "lease_id")
     _short(body, "reason", limit=4000)
@@ -164,6 +181,7 @@ def _replay(job, digest: str):
 @blueprint.route("/datasets/evaluation/jobs/<job_id>/result", methods=["PUT"])
 def upload_result(job_id):
     """Validate (no lock held), spot-check (seconds, no lock held), then store under the lock."""
+    job_id = canonical_id(job_id)
     lease_id, result, model = _upload_parts()
     digest = upload_digest(result, model)
     with engine().connect() as conn:

@@ -164,3 +164,19 @@ def test_load_model_reads_the_file(tmp_path):
     write_history(toy_steps(), path)
     model = load_model(str(path))
     assert model.predict([DOC]) == compile_steps(toy_steps()).predict([DOC])
+
+
+def test_distribute_block_equals_column_by_column():
+    from abrunnerd.gaia.numeric import distribute, distribute_block
+
+    rng = np.random.RandomState(5)
+    dists = [np.sort(rng.randn(n).astype(np.float32)) for n in (1, 2, 7, 180, 200001)]
+    dists[2][3] = dists[2][4]  # ties
+    block = rng.randn(50, 5).astype(np.float32) * 2
+    block[0] = np.nan
+    block[1] = [d[0] for d in dists]
+    block[2] = [d[-1] for d in dists]
+    block[3, 4] = dists[4][0] - 1  # below: rank 0, then the outlier clamp (n = 200001 -> 2)
+    whole = distribute_block(block, dists)
+    for j, dist in enumerate(dists):
+        np.testing.assert_array_equal(whole[:, j], distribute(block[:, j], dist))  # NaN == NaN here

@@ -65,3 +65,12 @@ def test_size_limit_and_non_regular_files(tmp_path, monkeypatch):
         documents.read_file(str(fifo))
     with pytest.raises(DocumentError, match="No such file"):
         documents.read_file(str(tmp_path / "absent.json"))
+
+
+def test_numbers_as_essentias_yaml_writes_them():
+    # Essentia's YamlOutput prints reals with C++ streams: 1e-05 (no dot), nan, inf, -inf, quoted strings
+    text = b'lowlevel:\n    a: 1e-05\n    b: [1e-05, 2.5e+10, -3, nan, inf, -inf]\n    c: "1e-05"\n'
+    doc = parse_document(text, "yaml")
+    assert doc["lowlevel"]["a"] == 1e-05 and doc["lowlevel"]["c"] == "1e-05"
+    b = doc["lowlevel"]["b"]
+    assert b[:3] == [1e-05, 2.5e10, -3] and b[3] != b[3] and b[4] == float("inf") and b[5] == -float("inf")

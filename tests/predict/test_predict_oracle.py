@@ -190,3 +190,38 @@ def test_hand_built_chain_enum_rules_like_essentia(tmp_path, oracle):
     for history in histories:
         predicted, refused, worst = agree(history, pools[str(history)], ours(history, docs))
         assert (predicted, refused) == (6, 2)
+
+
+@pytest.mark.long
+def test_models_trained_on_essentia_extractor_documents_predict_like_essentia(tmp_path, oracle):
+    """The Essentia 2.1-beta6 layout (class folders of essentia-real-1), every preprocessing x kernel,
+    trained on 15 + 15 documents, applied through the CLI path to all 90 (make test-long)."""
+    from abrunnerd import trainer
+    from abrunnerd.documents import expand_inputs
+
+    base = need(SHARED_DATA / "essentia-real-1", "essentia-real-1 documents")
+    paths = sorted(base.glob("[iv]*/*.json"))
+    assert len(paths) == 90
+    groundtruth, documents = {}, {}
+    for cls in ("instrumental", "voice"):
+        for p in sorted((base / cls).glob("*.json"))[:15]:
+            groundtruth[p.stem] = cls
+            documents[p.stem] = trainer.strip_document(json.loads(p.read_text()))
+    ds = trainer.Dataset(name="essentia-voice", groundtruth=groundtruth, documents=documents, artists={})
+    histories = []
+    for preprocessing in PREPROCESSINGS:
+        for kernel in KERNELS:
+            opts = trainer.TrainOptions.from_job_options(
+                {"c_values": [1], "gamma_values": [-3], "preprocessing_values": [preprocessing]},
+                seed=7, kernels=(kernel,))
+            path = tmp_path / ("%s-%s.history" % (preprocessing, kernel))
+            write_history(trainer.train(ds, opts, workers=1).model.steps, path)
+            histories.append(path)
+    pools = oracle.apply_many(histories, paths)
+    sources = list(expand_inputs([str(base / "instrumental"), str(base / "voice")]))
+    docs = [load_source(s) for s in sources]
+    for history in histories:
+        mine = dict(zip([s.path for s in sources], load_model(str(history)).predict(docs)))
+        predicted, refused, worst = agree(history, pools[str(history)], mine)
+        assert (predicted, refused) == (90, 0)
+        print("%s: %d documents, max |p_essentia - p_ours| = %.2g" % (history.name, predicted, worst))

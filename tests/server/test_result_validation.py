@@ -191,3 +191,32 @@ def test_oversized_uploads_are_413(server_factory):
     r = upload(srv, token, job, lease_id, good, model=b"\x6a\xea\x72\x3d" + b"x" * 4000000)
     assert r.status_code == 413 and r.json()["code"] == "too_large", "whole body over the limit"
     assert upload(srv, token, job, lease_id, good, model=model).status_code == 201
+
+
+def _map_bomb(entries: int) -> bytes:
+    """A history whose first step's analyzer params are ``entries`` tiny map entries."""
+    from abrunnerd.gaia.history import FORMAT_VERSION, MAGIC
+    from abrunnerd.gaia.qdatastream import MAP, Writer
+
+    w = Writer()
+    w.i32(FORMAT_VERSION)
+    w.u32(1)
+    for text in ("", "svmtrain", "svmpredict"):
+        w.qstring(text)
+    w.u32(MAP)
+    w.u8(0)
+    w.u32(entries)
+    for i in range(entries):
+        w.qstring("%x" % i)
+        w.u32(1)  # Bool
+        w.u8(0)
+        w.u8(1)
+    return MAGIC + w.getvalue()
+
+
+def test_model_of_many_tiny_map_entries_is_refused_by_its_item_count(claimed):
+    """Issue 17: bytes alone did not bound parsing (a 64 MB map cost ~7x in memory, 25 s)."""
+    world, job, lease_id, good = claimed
+    r = upload(world.srv, world.alice, job, lease_id, good, model=_map_bomb(400000))
+    assert r.status_code == 422 and r.json()["code"] == "bad_model", r.text
+    assert "limit on container items" in r.json()["message"]

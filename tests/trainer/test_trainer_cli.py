@@ -39,8 +39,8 @@ def test_train_reports_bad_input_in_one_line(tmp_path):
     proc = _ctl("train", str(tmp_path), "--out", str(tmp_path / "o"))
     assert proc.returncode == 65
     assert proc.stderr.strip().startswith("abrunnerctl train: missing file") and "dataset.json" in proc.stderr
-    proc = _ctl("train", str(AB_REAL_SMALL), "--out", str(tmp_path / "o"), "--preprocessing", "raw")
-    assert proc.returncode == 65 and "unknown preprocessing 'raw'" in proc.stderr
+    proc = _ctl("train", str(AB_REAL_SMALL), "--out", str(tmp_path / "o"), "--preprocessing", "bogus")
+    assert proc.returncode == 65 and "unknown preprocessing 'bogus'" in proc.stderr
 
 
 def test_prediction_names_missing_and_resized_descriptors(small_dataset):

@@ -17,3 +17,14 @@ def need_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip("Gaia reference data missing: %s (CI provides ../shared beside the clone)" % path)
     return path
+
+
+ESSENTIA_REAL_1 = SHARED / "data" / "essentia-real-1"
+
+
+def need_essentia_real(*parts: str) -> Path:
+    """A path under ../shared/data/essentia-real-1, or skip saying exactly which file is missing."""
+    path = ESSENTIA_REAL_1.joinpath(*parts)
+    if not path.exists():
+        pytest.skip("Gaia reference data missing: %s (CI provides ../shared beside the clone)" % path)
+    return path
