@@ -462,6 +462,7 @@ def test_work_dir_that_cannot_be_created_exits_78_not_70(tmp_path):
                    "dbus_bus: none\nlog_target: stderr\n")
     with record.case("hostile", "issue 16: work_dir cannot be created") as c:
         proc, took = _run(["daemon", "--config", str(cfg), "--once"])
-        c.message = "exit %d: %s" % (proc.returncode, (proc.stderr.strip().splitlines() or [""])[-1][:250])
+        said = [l.split(" abrunnerd ", 1)[-1] for l in proc.stderr.splitlines() if "work_dir" in l and "cannot" in l]
+        c.message = "exit %d: %s" % (proc.returncode, (said or ["(nothing said)"])[0][:250])
         assert proc.returncode == 78, proc.stderr
         assert "Traceback" not in proc.stderr and "work_dir" in proc.stderr and "report it" not in proc.stderr
