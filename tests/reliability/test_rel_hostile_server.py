@@ -27,7 +27,7 @@ from rel_harness import hostile, record
 
 WINDOW = 4.0  # seconds a daemon runs against one scenario
 JOB2 = "7d1e8f7a-2b0c-4c41-9a8e-3f5b6c7d8e9f"
-FAST_EXAMPLES = int(os.environ.get("ABRUNNERD_HOSTILE_FAST", "10"))
+FAST_EXAMPLES = int(os.environ.get("ABRUNNERD_HOSTILE_FAST", "6"))
 LONG_EXAMPLES = int(os.environ.get("ABRUNNERD_HOSTILE_LONG", "500"))
 
 
