@@ -10,7 +10,8 @@ from sqlalchemy import exc as sa_exc
 
 from . import __version__
 from .config import ServerConfig
-from .datasets import DatasetError, import_dataset_dir
+from .datasets import DatasetError
+from .gaia_import import import_from_args
 from .db import DEFAULT_URL, make_engine
 from .errors import ApiError
 from .migrations import MigrationError, current_version, latest_version, upgrade
@@ -90,11 +91,12 @@ def cmd_import_dataset(args) -> int:
     engine = _engine(args)
     with engine.connect() as conn:
         owner_id = user_id_by_name(conn, args.owner)
-    report = import_dataset_dir(engine, args.dir, owner_id, quota_bytes=args.quota_bytes)
+    report, names = import_from_args(engine, args, owner_id)  # AB form, class folders, groundtruth/filelist
     print(report.dataset_id)
     for mbid, action in sorted(report.actions.items()):
         if action != "stored" or args.verbose:
-            print("  %s  %s" % (mbid, IMPORT_ACTIONS[action]), file=sys.stderr)
+            key = " (%s)" % sanitize(names[mbid]) if mbid in names else ""
+            print("  %s%s  %s" % (mbid, key, IMPORT_ACTIONS[action]), file=sys.stderr)
     missing = report.count("missing")
     print("imported %d low-level documents of %s (%d new, %d replaced %s's previous ones, %d unchanged)%s" % (
         report.count("stored", "replaced", "unchanged"), args.owner, report.count("stored"),
@@ -253,8 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enable", action="store_true", help="enable the user again")
     p.set_defaults(func=cmd_disable_user)
     sub.add_parser("users", parents=[common], help="list users and their state").set_defaults(func=cmd_users)
-    p = sub.add_parser("import-dataset", parents=[common], help="import an AB-form dataset directory")
-    p.add_argument("dir")
+    p = sub.add_parser("import-dataset", parents=[common], help="import an AB-form dataset directory, Gaia "
+                       "class folders, or a Gaia groundtruth + filelist (docs/gaia-users.md)")
+    p.add_argument("dir", nargs="?", help="AB-form directory (dataset.json) or class folders (DIR/<class>/<id>.json)")
+    p.add_argument("--groundtruth", metavar="FILE", help="Gaia groundtruth YAML (with --filelist)")
+    p.add_argument("--filelist", metavar="FILE", help="Gaia filelist YAML (paths relative to its folder)")
+    p.add_argument("--name", help="the dataset's name (default: the folder's name or the groundtruth's className)")
+    p.add_argument("--classes", nargs="+", metavar="FOLDER", help="class folders: only these subfolders")
     p.add_argument("--owner", required=True)
     p.add_argument("--quota-bytes", type=int, default=ServerConfig().quota_bytes,
                    help="the owner's storage quota for documents (default %(default)s; 0: none)")

@@ -35,6 +35,8 @@ def _engine():
 # -- request plumbing -----------------------------------------------------------------------
 @blueprint.before_request
 def _guard():
+    if request.endpoint == "web.static":
+        return None  # CSS, script, icon: public, no session look-up
     if request.method == "POST":
         try:
             validate_csrf(request.form.get("csrf_token"))
@@ -412,7 +414,7 @@ def plot(job_id, name):
             return plots.grid_svg(panels[name], lo, hi)
     data = renders.cached(_engine(), row.id, row.upload_sha256, "%s.svg" % name, make)
     response = _gzip_response(data, "image/svg+xml")
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"  # colour bars are inline PNGs
     return response
 
 
