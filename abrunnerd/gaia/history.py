@@ -75,7 +75,7 @@ def loads_history(data: bytes, max_items: int = MAX_ITEMS) -> List[Step]:
     if data[:4] != MAGIC:
         hint = " (it is a Gaia DataSet, not a history)" if data[:4] == DATASET_MAGIC else ""
         raise HistoryError("not a Gaia history: the file starts with %s, expected 6a ea 72 3d%s"
-                           % (data[:4].hex(" ") if data else "nothing", hint))
+                           % (" ".join("%02x" % b for b in data[:4]) if data else "nothing", hint))
     r = Reader(data, "history", max_items)
     r.pos = 4
     try:
