@@ -727,6 +727,8 @@ class Runner:
                     log.warning("could not tell the server that job %s was canceled here (%s); "
                                 "reporting it as failed instead", job.id, exc)
                     self._try_fail(job, "canceled on the runner by its administrator")
+        self.forget(job)  # first, so the line below means the job's files are gone
+        if job.canceled:
             log.info("job %s canceled (%s)", job.id, "by the owner" if job.cancel_source == "server"
                      else "on this runner", extra=job_fields(job.id, job.dataset_id, "canceled",
                                                              message_id=messages.JOB_CANCELED))
@@ -734,7 +736,6 @@ class Runner:
         else:
             log.warning("job %s dropped: its lease went to another runner", job.id,
                         extra=job_fields(job.id, job.dataset_id))
-        self.forget(job)
         raise JobEnded()
 
     def report_failure(self, job: Job, reason: str) -> None:
