@@ -10,6 +10,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from abrunnerd import __version__
+from abrunnerd.exitcodes import UNAVAILABLE
 
 # Modules that contribute sub-commands, in the order they appear in --help, with the
 # commands each one adds (listed here so they stay listed when the module cannot load).
@@ -19,7 +20,6 @@ COMMAND_MODULES = [
     ("abrunnerd.gaia.cli", ("inspect-history",)),
     ("abrunnerd.gaia.predict_cli", ("predict",)),
 ]
-EX_UNAVAILABLE = 69  # sysexits.h: a required library is missing
 # Python module -> the Debian/Ubuntu package that provides it (for the message).
 DEBIAN_PACKAGES = {"numpy": "python3-numpy", "scipy": "python3-scipy", "sklearn": "python3-sklearn",
                    "yaml": "python3-yaml", "requests": "python3-requests", "dbus": "python3-dbus",
@@ -47,7 +47,7 @@ def _register_unavailable(sub: "argparse._SubParsersAction", commands: Tuple[str
 
 def _unavailable(line: str) -> int:
     print(line, file=sys.stderr)
-    return EX_UNAVAILABLE
+    return UNAVAILABLE  # a library the command needs is missing
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,7 +62,7 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
     def _database_unavailable(exc: Exception):
         # The database is restarting or unreachable: nothing is wrong with the request, so
         # clients should retry (a 500 would read as a server bug and is not retryable).
-        log.warning("database unavailable on %s %s: %s", request.method, request.path,
+        log.warning("database unavailable on %s %s: %s", sanitize(request.method, 16), sanitize(request.path),
                     str(getattr(exc, "orig", exc)).strip().splitlines()[0:1])
         response = json_response(ApiError(503, "database_unavailable", "the job server's database is "
                                           "unavailable; retry later").body(), 503)
@@ -71,7 +71,7 @@ def create_app(db_url: str, config: Optional[ServerConfig] = None) -> Flask:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.exception("unexpected error on %s %s", sanitize(request.method, 16), sanitize(request.path))
         return json_response(ApiError(500, "internal_error", "internal server error; the server log has "
                                       "the details").body(), 500)
 

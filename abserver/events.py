@@ -24,12 +24,16 @@ def record(conn, job_id: str, kind: str, detail: Optional[Dict[str, Any]] = None
     conn.execute(_INSERT, {"job_id": job_id, "at": now(), "kind": kind, "detail": text})
 
 
-def history(conn, job_id: str, limit: int = 200) -> List[Dict[str, Any]]:
-    """The job's latest ``limit`` events, oldest first (the caller checked ownership)."""
-    rows = conn.execute(sa.select(job_events).where(job_events.c.job_id == job_id)
-                        .order_by(job_events.c.id.desc()).limit(limit)).fetchall()
+def history(conn, job_id: str, pings: int = 100, others: int = 500) -> List[Dict[str, Any]]:
+    """The job's transitions (up to ``others``) and its latest ``pings`` pings, oldest first.
+
+    A long job pings hundreds of times; its claims, stalls and ending stay in view anyway.
+    The caller checked ownership."""
+    base = sa.select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id.desc())
+    rows = list(conn.execute(base.where(job_events.c.kind == "ping").limit(pings)))
+    rows += list(conn.execute(base.where(job_events.c.kind != "ping").limit(others)))
     out = []
-    for row in reversed(rows):
+    for row in sorted(rows, key=lambda r: r.id):
         try:
             detail = json.loads(row.detail) if row.detail else {}
         except ValueError:

@@ -20,10 +20,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PURE_TESTS = ["tests/trainer", "tests/gaia", "tests/predict"]
-# The Gaia-reference fidelity and kill/resume tests re-run whole grids; they run on the
-# main runtime already (the fidelity grid is compared across runtimes below). The arm64
-# test compares architectures (Debian 12's libraries under qemu), not runtimes.
-DESELECT = "not fidelity and not resume_kill and not kill and not arm64"
+# The Gaia-reference fidelity, Gaia-forms (3 x 1,728 configurations) and kill/resume tests
+# re-run whole grids; they run on the main runtime already and would only add minutes here
+# (test_trainer_gaia_inputs covers the Gaia readers and reports on these runtimes; the
+# reference grid is compared across runtimes below). The arm64 test runs its own (Debian)
+# runtime under qemu.
+DESELECT = "not fidelity and not resume_kill and not kill and not gaia_forms and not arm64"
 UBUNTU = subprocess.run([str(REPO / "tools" / "compat-venv"), "--list"], stdout=subprocess.PIPE,
                         universal_newlines=True, check=True).stdout.split()
 AB_REAL_1 = REPO.parent / "shared" / "data" / "ab-real-1"

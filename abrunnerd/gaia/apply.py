@@ -18,7 +18,7 @@ Semantics follow one fresh ``GaiaTransform`` per document (gaia-transform-output
 fixed lengths come from training, strings never seen in training get the next free enum
 code in order of appearance within the document.  Appliers: see :data:`SUPPORTED`.
 """
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -239,10 +239,10 @@ class _Compiler(object):
             except (TypeError, ValueError):
                 raise self.fail(k, "coefficients of %s are not numbers" % name[1:]) from None
             size = desc.size if desc.fixed else self.lengths.get(desc.origin or "")
-            if size is not None and (a.size < size or b.size < size or (not desc.fixed and a.size != b.size)):
-                raise self.fail(k, "%s has %d values but %d/%d coefficients" % (name[1:], size, a.size, b.size))
-            if desc.origin is not None and size is not None:
-                self.ops.append(("dot", desc.origin, a[:size], b[:size], clipping, k))
+            if size is not None and (a.size < size or b.size < size) or (not desc.fixed and a.size != b.size):
+                raise self.fail(k, "%s has %s values but %d/%d coefficients" % (name[1:], size, a.size, b.size))
+            if desc.origin is not None:  # sliced to the fixed length once the whole chain is known
+                self.ops.append(("dot", desc.origin, a, b, clipping, k))
 
     def do_distribute(self, k: int, step: Step, params: dict) -> None:
         dists = params.get("distribution")
@@ -378,6 +378,8 @@ class Model(object):
                 self.width += spec.length
         self._plan = [(spec, spec.path[:-1], spec.path[-1], spec.kind == REAL, spec.length, spec.live, spec.skipped,
                        self.offsets.get(spec.name, (0, 0))[0]) for spec in self.inputs]
+        self._live = [(spec.name, spec.kind == REAL, self.offsets.get(spec.name, (0, 0))[0])
+                      for spec in self.inputs if spec.live]
         self.initial_maps = {d.name: list(c.first_maps.get(d.name, [])) for d in c.first if d.type == ENUM}
         self.ops = self._fuse([op for op in c.ops if op[0] == "maps" or op[1] in live], live)
         columns, self.enum_features = [], []  # type: List[np.ndarray], List[Tuple[int, str, int]]
@@ -401,9 +403,13 @@ class Model(object):
             if op[0] == "maps":
                 fused.append(("maps", {o: m for o, m in op[1].items() if o in live}))
                 continue
-            start = self.offsets[op[1]][0]
+            start, length = self.offsets[op[1]]
             if op[0] == "dot":
-                cols = np.arange(start, start + op[2].size)
+                if op[2].size < length or op[3].size < length:
+                    raise ModelError("%s: transformation %d (dotproduct): %s has %d values but %d/%d coefficients"
+                                     % (self.source, op[5], op[1][1:], length, op[2].size, op[3].size))
+                op = op[:2] + (op[2][:length], op[3][:length]) + op[4:]
+                cols = np.arange(start, start + length)
                 if fused and fused[-1][0] == "dot" and fused[-1][5] == op[5]:
                     last = fused.pop()
                     op = ("dot", np.concatenate([last[1], cols]), np.concatenate([last[2], op[2]]),
@@ -436,38 +442,17 @@ class Model(object):
         DocumentError on what Essentia refuses: a missing descriptor, one of the wrong kind,
         a length other than the model's.
         """
-        if not isinstance(doc, dict):
-            raise DocumentError("the document is not a JSON object")
+        return _extract(doc, self._plan, self.width)
+
+    def _row(self, values: Dict[str, Any]) -> Tuple[List[float], Dict[str, List[str]]]:
         reals = [0.0] * self.width
         strings = {}  # type: Dict[str, List[str]]
-        parent_path = None  # type: Any
-        parent = None  # type: Any
-        # sorted by name: consecutive descriptors share their parent (plain tuples: the hot loop)
-        for spec, parent_keys, leaf, is_real, length, live, skipped, start in self._plan:
-            if skipped:
-                values = [""]  # type: Any
-                n = 1
+        for name, is_real, start in self._live:
+            if is_real:
+                v = values[name]
+                reals[start:start + len(v)] = v
             else:
-                if parent_keys != parent_path:
-                    parent_path = parent_keys
-                    parent = doc
-                    for key in parent_keys:
-                        parent = parent.get(key) if type(parent) is dict else None
-                        if parent is None:
-                            break
-                node = parent.get(leaf) if type(parent) is dict else None
-                if is_real and type(node) is float:
-                    values, n = [node], 1
-                else:
-                    values, n = _read_value(node, spec)
-            if length >= 0 and n != length:
-                raise DocumentError("descriptor %s has %d values, the model was trained on %d"
-                                    % (spec.name[1:], n, length))
-            if live:
-                if is_real:
-                    reals[start:start + n] = values
-                else:
-                    strings[spec.name] = values
+                strings[name] = values[name]
         return reals, strings
 
     # --- per batch ----------------------------------------------------------------------
@@ -526,20 +511,96 @@ class Model(object):
             start += size
         return "?"
 
+    def input_signature(self) -> tuple:
+        """What the first layout asks of a document; equal signatures validate documents alike."""
+        return tuple((s.name, s.kind, s.length, s.skipped) for s in self.inputs)
+
     def predict(self, documents: Iterable[Any]) -> List[Any]:
         """One result per document, in order: a :class:`Prediction` or the document's DocumentError."""
+        return predict_many([self], list(documents))[0]
+
+    def predict_extracted(self, extracted: Sequence[Any]) -> List[Any]:
+        """Results for documents already read by :func:`_extract` ({name: values} or a DocumentError)."""
         results = []  # type: List[Any]
         rows, slots = [], []
-        for doc in documents:
-            try:
-                rows.append(self.extract(doc))
-                slots.append(len(results))
-                results.append(None)
-            except DocumentError as exc:
-                results.append(exc)
+        for values in extracted:
+            if isinstance(values, DocumentError):
+                results.append(values)
+                continue
+            rows.append(values if isinstance(values, tuple) else self._row(values))
+            slots.append(len(results))
+            results.append(None)
         for slot, result in zip(slots, self.predict_rows(rows)):
             results[slot] = result
         return results
+
+
+def _extract(doc: Any, plan: List[tuple], width: int = -1) -> Any:
+    """The live values of ``plan`` in a document; DocumentError on what Essentia refuses.
+
+    With ``width`` >= 0: (Real values in matrix column order, {Enum name: strings}) for one
+    model; otherwise {name: values} for a group of models sharing the plan.
+    """
+    if not isinstance(doc, dict):
+        raise DocumentError("the document is not a JSON object")
+    out = {}  # type: Dict[str, Any]
+    reals = [0.0] * width if width >= 0 else None
+    parent_path = None  # type: Any
+    parent = None  # type: Any
+    # sorted by name: consecutive descriptors share their parent (plain tuples: the hot loop)
+    for spec, parent_keys, leaf, is_real, length, live, skipped, start in plan:
+        if skipped:
+            values = [""]  # type: Any
+            n = 1
+        else:
+            if parent_keys != parent_path:
+                parent_path = parent_keys
+                parent = doc
+                for key in parent_keys:
+                    parent = parent.get(key) if type(parent) is dict else None
+                    if parent is None:
+                        break
+            node = parent.get(leaf) if type(parent) is dict else None
+            if is_real and type(node) is float:
+                values, n = [node], 1
+            else:
+                values, n = _read_value(node, spec)
+        if length >= 0 and n != length:
+            raise DocumentError("descriptor %s has %d values, the model was trained on %d"
+                                % (spec.name[1:], n, length))
+        if live:
+            if reals is not None and is_real:
+                reals[start:start + n] = values
+            else:
+                out[spec.name] = values
+    return out if reals is None else (reals, out)
+
+
+def predict_many(models: Sequence["Model"], documents: Sequence[Any]) -> List[List[Any]]:
+    """``[model][document]`` results; models whose first layouts are the same (all AB models of
+    one template are) read each document once for all of them."""
+    groups = {}  # type: Dict[tuple, List[int]]
+    for i, model in enumerate(models):
+        groups.setdefault(model.input_signature(), []).append(i)
+    results = [None] * len(models)  # type: List[Any]
+    for members in groups.values():
+        group = [models[i] for i in members]
+        live = set().union(*[{s.name for s in m.inputs if s.live} for m in group])
+        plan = [(spec, pk, leaf, real, length, spec.name in live, skipped, 0)
+                for spec, pk, leaf, real, length, _, skipped, _ in group[0]._plan]
+        if len(group) == 1:  # straight into the model's row: no intermediate dict
+            plan, width = group[0]._plan, group[0].width
+        else:
+            width = -1
+        extracted = []  # type: List[Any]
+        for doc in documents:
+            try:
+                extracted.append(_extract(doc, plan, width))
+            except DocumentError as exc:
+                extracted.append(exc)
+        for i, model in zip(members, group):
+            results[i] = model.predict_extracted(extracted)
+    return results
 
 
 def _read_value(node: Any, spec: InputSpec) -> Tuple[Any, int]:
@@ -622,4 +683,5 @@ def compile_steps(steps: Sequence[Step], source: str = "model") -> Model:
     return Model(steps, source)
 
 
-__all__ = ["SUPPORTED", "ModelError", "DocumentError", "Prediction", "Model", "load_model", "compile_steps"]
+__all__ = ["SUPPORTED", "ModelError", "DocumentError", "Prediction", "Model", "load_model", "compile_steps",
+           "predict_many"]

@@ -30,10 +30,12 @@ def distribute_ranks(x: np.ndarray, dist: np.ndarray) -> np.ndarray:
     n = dist.shape[0]
     rank = np.searchsorted(dist, x, side="right")
     rank = np.minimum(rank, n - 1)
-    rank = np.where(x < dist[0], 0, rank)
-    rank = np.where(x > dist[n - 1], n, rank)
+    with np.errstate(invalid="ignore"):  # NaN compares false, as in Gaia (numpy 1.13 warns)
+        below, above = x < dist[0], x > dist[n - 1]
+    rank = np.where(below, 0, rank)
+    rank = np.where(above, n, rank)
     if n == 1:
-        rank = np.where((x < dist[0]) | (x > dist[0]), rank, 0)
+        rank = np.where(below | above, rank, 0)
     return np.where(np.isnan(x), n - 1, rank)
 
 
@@ -63,11 +65,13 @@ def distribute_block(block: np.ndarray, dists: "list") -> np.ndarray:
     for j, dist in enumerate(dists):
         rank[:, j] = np.searchsorted(dist, block[:, j], side="right")
     rank = np.minimum(rank, n - 1)
-    rank = np.where(block < first, 0, rank)
-    rank = np.where(block > last, n, rank)
+    with np.errstate(invalid="ignore"):  # NaN compares false, as in Gaia (numpy 1.13 warns)
+        below, above = block < first, block > last
+    rank = np.where(below, 0, rank)
+    rank = np.where(above, n, rank)
     single = n == 1
     if single.any():
-        rank = np.where(single & ~((block < first) | (block > last)), 0, rank)
+        rank = np.where(single & ~(below | above), 0, rank)
     rank = np.where(np.isnan(block), n - 1, rank)
     outliers = (0.00001 * n).astype(np.int64)
     rank = np.where(rank < outliers, outliers, rank)

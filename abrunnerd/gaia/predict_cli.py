@@ -9,7 +9,8 @@ constant on any number of them; ``--jobs N`` spreads batches over N processes.
 Exit status: 0 every document predicted; 3 some documents could not be predicted (each
 reported on stderr and, on stdout, as ``{"input", "error"}``; the others are written);
 64 usage; 65 a model is not a valid Gaia history or cannot be applied; 66 a model file
-cannot be read; 73 an output cannot be written; 130/143 interrupted (SIGINT/SIGTERM).
+cannot be read; 70 out of memory; 73 an output cannot be written; 130/143 interrupted
+(SIGINT/SIGTERM).
 """
 import argparse
 import collections
@@ -20,7 +21,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-EX_OK, EX_DOCUMENTS, EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_CANTCREAT = 0, 3, 64, 65, 66, 73
+EX_OK, EX_DOCUMENTS, EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_CANTCREAT = 0, 3, 64, 65, 66, 70, 73
 BATCH = 256
 MAX_JOBS = 64
 PROG = "abrunnerctl predict"
@@ -42,6 +43,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                "  64  usage error\n"
                "  65  a model is invalid or cannot be applied (named with transformation and applier)\n"
                "  66  a model file cannot be read\n"
+               "  70  out of memory (try a smaller --batch)\n"
                "  73  an output cannot be written\n"
                "  130, 143  interrupted by SIGINT, SIGTERM\n\n"
                "See docs/predict.md and abrunnerctl(1).")
@@ -103,6 +105,7 @@ def predict_batch(models: Sequence[Any], sources: Sequence[Any]) -> List[Tuple[A
     """[(source, {"highlevel": ...} or error message)] for one batch; never raises for a document."""
     from abrunnerd.documents import DocumentError, load_source
     from abrunnerd.gaia.apply import DocumentError as MapError
+    from abrunnerd.gaia.apply import predict_many
 
     docs, out = [], []  # type: List[Any], List[Any]
     for source in sources:
@@ -112,10 +115,11 @@ def predict_batch(models: Sequence[Any], sources: Sequence[Any]) -> List[Tuple[A
         except DocumentError as exc:
             docs.append(None)
             out.append([source, str(exc)])
-    for model in models:
-        index = [i for i, (_, r) in enumerate(out) if isinstance(r, dict)]
-        results = model.predict([docs[i] for i in index])
+    index = [i for i, (_, r) in enumerate(out) if isinstance(r, dict)]
+    for model, results in zip(models, predict_many(models, [docs[i] for i in index])):
         for i, result in zip(index, results):
+            if not isinstance(out[i][1], dict):
+                continue  # an earlier model already failed on this document
             if isinstance(result, MapError):
                 out[i][1] = "model %s: %s" % (model.name, result)
                 continue
@@ -134,7 +138,9 @@ class Output(object):
 
     def __init__(self, out_dir: Optional[str]) -> None:
         self.out_dir = out_dir
-        self.used = set()  # type: set
+        # A file this run wrote has an mtime from this run: two inputs with the same output name
+        # are found without remembering every name (memory stays constant on any number of files).
+        self.started = time.time() - 0.05  # file times come from a coarser kernel clock
 
     def target(self, source: Any) -> str:
         if source.path is None:
@@ -149,16 +155,18 @@ class Output(object):
         if self.out_dir is None:
             line = {"input": source.name}
             line.update(result if isinstance(result, dict) else {"error": result})
-            sys.stdout.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(line, sort_keys=True) + "\n")  # ASCII: safe in any locale (3.6 + LANG=C)
             return None if isinstance(result, dict) else result
         if not isinstance(result, dict):
             return result
         from abrunnerd.atomic import write_bytes
 
         path = self.target(source)
-        if path in self.used:
-            return "another input already wrote %s; give the inputs in separate directories" % path
-        self.used.add(path)
+        try:
+            if os.stat(path).st_mtime >= self.started:
+                return "another input of this run already wrote %s; give such inputs in separate runs" % path
+        except FileNotFoundError:
+            pass
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_bytes(path, (json.dumps(result, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8"),
                     mode=0o644)
@@ -262,12 +270,18 @@ def handler(args: argparse.Namespace) -> int:
             progress.update(len(batch_result), failed)
             sys.stdout.flush()
         progress.update(0, 0, final=True)
+        if progress.done == 0:
+            _err("no documents found in %s (directories are searched for *.json, *.yaml, *.yml)"
+                 % ", ".join(args.inputs))
     except DocumentError as exc:
         _err(str(exc))
         return EX_USAGE
     except KeyboardInterrupt:
         _err("interrupted; the documents listed so far are written")
         return 143 if _TERMINATED else 130
+    except MemoryError:
+        _err("out of memory; try a smaller --batch")
+        return EX_SOFTWARE
     except BrokenPipeError:  # the reader of stdout went away (e.g. | head): stop quietly
         try:
             sys.stdout = open(os.devnull, "w")
@@ -287,7 +301,7 @@ def _bounded_map(pool: Any, batches: Any, window: int) -> Any:
     pending = collections.deque()  # type: collections.deque
     for batch in batches:
         pending.append(pool.apply_async(_worker_batch, (batch,)))
-        if len(pending) >= window:
-            yield pending.popleft().get()
+        while pending and (len(pending) >= window or pending[0].ready()):
+            yield pending.popleft().get()  # in order; finished heads go out before reading on
     while pending:
         yield pending.popleft().get()

@@ -35,13 +35,14 @@ def apply_preprocessing(frame: Frame, name: str, template: str,
             else:
                 raise DatasetError("preprocessing %r: unsupported transformation %r" % (name, op))
         except PatternError as e:
-            raise DatasetError(_pattern_message(e, name, template, dropped or {})) from None
+            source = "the project file's sets" if definition is not None else "template " + template
+            raise DatasetError(_pattern_message(e, name, source, dropped or {})) from None
         out.append(step)
     return out, frame
 
 
 def _pattern_message(error: PatternError, preprocessing: str, template: str, dropped: Dict[str, List[str]]) -> str:
-    msg = "preprocessing %r of template %s: %s" % (preprocessing, template, error)
+    msg = "preprocessing %r of %s: %s" % (preprocessing, template, error)
     lost = first_match(error.pattern, dropped)
     if lost is not None:
         lacking = dropped[lost]

@@ -6,7 +6,9 @@ templates, static files, the session cookie) lives in this package. See docs/web
 from datetime import timedelta
 
 from flask import Flask
+from markupsafe import Markup
 
+from .analysis import printable
 from .auth import SESSION_SECONDS, SessionInterface, load_secret
 
 
@@ -19,3 +21,7 @@ def init_app(app: Flask) -> None:
                       SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=timedelta(seconds=SESSION_SECONDS),
                       WTF_CSRF_TIME_LIMIT=SESSION_SECONDS, WTF_CSRF_FIELD_NAME="csrf_token")
     app.register_blueprint(blueprint)
+    # Every string a template prints goes through ``printable``: names from datasets and
+    # runners may hold controls or lone surrogates, which would break (or fail to encode) a page.
+    app.jinja_env.finalize = lambda value: (printable(value) if isinstance(value, str)
+                                            and not isinstance(value, Markup) else value)

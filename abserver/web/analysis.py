@@ -3,7 +3,10 @@
 Inputs are the validated result JSON (docs/protocol.md, "Result JSON"), the job's
 options and its snapshot's classes; nothing here touches the database or Flask.
 """
+import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from ..text import sanitize
 
 TIE_BAND = 1.0  # percentage points: Gaia's model selection treats configurations this close as ties
 
@@ -141,3 +144,12 @@ def exp2(exponent: int) -> str:
     """``2^-3`` written with superscripts (2⁻³), as AcousticBrainz's UI showed grid values."""
     sup = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
     return "2" + str(exponent).translate(sup)
+
+
+_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe in an SVG or HTML document: control and bidi-override characters made
+    visible (``\\x1b``), lone surrogates (which JSON can carry) replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", sanitize(text, limit=len(text)))

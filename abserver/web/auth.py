@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from ..tables import users, web_login_failures, web_secret, web_sessions
+from ..tables import web_login_failures, web_secret, web_sessions
 from ..timefmt import now
 from ..users import user_by_token
 
@@ -90,8 +90,8 @@ def sign_in(token: str) -> Optional[str]:
     if token and len(token) <= MAX_TOKEN_CHARS:
         with _engine().connect() as conn:
             user = user_by_token(conn, token)
-            if user is not None and conn.execute(sa.select(users.c.disabled_at).where(users.c.id == user.id)).scalar():
-                user = None  # a disabled user signs in as little as their runner can
+        if user is not None and user.disabled_at is not None:
+            user = None  # a disabled user signs in as little as their runner can
     ts = now()
     if user is None:
         with _engine().begin() as conn:

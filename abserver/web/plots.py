@@ -7,6 +7,7 @@ and Gaia's tie band is drawn as dots (``tie-band``), so tests and people find th
 """
 import io
 import threading
+import warnings
 from typing import List, Sequence
 
 import matplotlib
@@ -17,7 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from .analysis import TIE_BAND, ClassRow, Panel, exp2  # noqa: E402
+from .analysis import TIE_BAND, ClassRow, Panel, exp2, printable  # noqa: E402
 
 CMAP = "cividis"
 _LOCK = threading.Lock()  # matplotlib's text layout caches are not thread-safe
@@ -28,7 +29,9 @@ MAX_ANNOTATED = 144  # cells per panel up to which each cell shows its accuracy
 
 def _svg(fig: Figure) -> bytes:
     out = io.BytesIO()
-    fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    with warnings.catch_warnings():  # a name's glyph missing from the font is drawn as a box, not logged
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        fig.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return out.getvalue()
 
 
@@ -44,7 +47,7 @@ def grid_svg(panel: Panel, vmin: float, vmax: float) -> bytes:
                                          dtype=float))
     rows, cols = data.shape
     with _LOCK, matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(1.4 + 0.42 * cols, 1.1 + 0.32 * rows))
+        fig = Figure(figsize=(1.8 + 0.55 * cols, 1.3 + 0.4 * rows))
         ax = fig.add_subplot()
         mesh = ax.pcolormesh(data, cmap=_cmap(), vmin=vmin, vmax=max(vmax, vmin + 1e-9),
                              edgecolors="white", linewidth=0.5)
@@ -62,11 +65,11 @@ def grid_svg(panel: Panel, vmin: float, vmax: float) -> bytes:
                     v = panel.accuracy[i][j]
                     if v is not None:
                         light = (v - vmin) / max(vmax - vmin, 1e-9) < 0.55
-                        ax.text(j + 0.5, i + 0.5, "%.0f" % v, ha="center", va="center", fontsize=7,
+                        ax.text(j + 0.5, i + 0.5, "%.1f" % v, ha="center", va="center", fontsize=6.5,
                                 color="white" if light else "black")
         if panel.ties:
-            ties = ax.scatter([j + 0.85 for _, j in panel.ties], [i + 0.82 for i, _ in panel.ties], s=7,
-                              marker="o", color="#d62728", edgecolors="white", linewidths=0.4,
+            ties = ax.scatter([j + 0.82 for _, j in panel.ties], [i + 0.8 for i, _ in panel.ties], s=18,
+                              marker="o", color="#d62728", edgecolors="white", linewidths=0.6,
                               label="within %g point of the best" % TIE_BAND)
             ties.set_gid("tie-band")
         if panel.best is not None:
@@ -106,4 +109,6 @@ def confusion_svg(rows: Sequence[ClassRow]) -> bytes:
 
 
 def _short(names: Sequence[str], limit: int = 24) -> List[str]:
-    return [n if len(n) <= limit else n[:limit - 1] + "…" for n in names]
+    """Class names as axis labels: shortened, characters XML cannot hold made visible
+    (controls as ``\\xNN``, lone surrogates as U+FFFD), '$' escaped so no name is mathtext."""
+    return [printable(n if len(n) <= limit else n[:limit - 1] + "…").replace("$", r"\$") for n in names]

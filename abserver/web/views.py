@@ -35,6 +35,8 @@ def _engine():
 # -- request plumbing -----------------------------------------------------------------------
 @blueprint.before_request
 def _guard():
+    if request.endpoint == "web.static":
+        return None  # CSS, script, icon: public, no session look-up
     if request.method == "POST":
         try:
             validate_csrf(request.form.get("csrf_token"))
@@ -345,13 +347,13 @@ def _result_job(job_id: str):
 
 def _predictions(row, classes) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
     def make() -> bytes:
-        from abrunnerd.features_bundle import decode_bundle
         from abrunnerd.gaia.history import loads_history
+        from abrunnerd.trainer.bundle import documents_for_prediction
         from abrunnerd.trainer.model import predict_documents
 
         with _engine().connect() as conn:
             model, bundle = queries.model_bytes(conn, row), queries.bundle_bytes(conn, row)
-        docs = {mbid: doc for mbid, doc, _artist in decode_bundle(bundle)}
+        docs = documents_for_prediction(bundle)  # either bundle version
         wanted = set(analysis.class_of(classes))
         preds = predict_documents(loads_history(model), {m: d for m, d in docs.items() if m in wanted})
         return json.dumps(preds, sort_keys=True, indent=1).encode("utf-8")
@@ -412,7 +414,7 @@ def plot(job_id, name):
             return plots.grid_svg(panels[name], lo, hi)
     data = renders.cached(_engine(), row.id, row.upload_sha256, "%s.svg" % name, make)
     response = _gzip_response(data, "image/svg+xml")
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"  # colour bars are inline PNGs
     return response
 
 

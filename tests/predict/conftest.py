@@ -12,19 +12,10 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "gaia"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gaia"))  # the oracle helpers of tests/gaia
 
-from gaia_oracle import ORACLE_SCRIPT, REPO, SHARED_DATA, Oracle  # noqa: E402
-
-AB_REFERENCE = SHARED_DATA / "ab-real-1" / "gaia-reference" / "ab-real-1.history"
-ESSENTIA_REFERENCE = SHARED_DATA / "essentia-real-1" / "gaia-reference" / "voice_instrumental.history"
-
-
-def need(path: Path, what: str) -> Path:
-    if not path.exists():
-        pytest.skip("%s missing: %s (Gaia's files are read from ../shared, decisions.md item 5)" % (what, path))
-    return path
+from gaia_oracle import ORACLE_SCRIPT, REPO, Oracle  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import pytest
 from scipy.special import erfinv
 
 from abrunnerd.gaia.apply import DocumentError, ModelError, Prediction, compile_steps, load_model
-from abrunnerd.gaia.chain import REAL, VARIABLE, Descriptor, Layout, Step, StringList
+from abrunnerd.gaia.chain import REAL, VARIABLE, Descriptor, Layout, RealList, Step, StringList
 from abrunnerd.gaia.history import write_history
 from predict_vectors import CLASS, DOC, toy_doc, toy_steps
 
@@ -135,7 +135,8 @@ def _variant(steps, index, **changes):
                                  b"label 0 1\nnr_sv 1 0\nSV\n1 1:0\n"}},
      "probability is requested but the model has no probA/probB"),
     (5, {"params": {"distribution": {".lowlevel.x[7]": b"\0\0\0\0"}}}, "with a dimension 7"),
-    (8, {"params": {"descriptorNames": StringList([".lowlevel.x"])}}, "the chain removes highlevel.toy after svmpredict"),
+    (8, {"params": {"descriptorNames": StringList([".lowlevel.x"])}},
+     "the chain removes highlevel.toy after svmpredict"),
 ])
 def test_models_essentia_cannot_apply_are_refused_naming_step_and_applier(index, changes, message):
     with pytest.raises(ModelError) as e:
@@ -180,3 +181,53 @@ def test_distribute_block_equals_column_by_column():
     whole = distribute_block(block, dists)
     for j, dist in enumerate(dists):
         np.testing.assert_array_equal(whole[:, j], distribute(block[:, j], dist))  # NaN == NaN here
+
+
+def test_renameapplier_moves_a_feature_under_its_new_name():
+    steps = toy_steps()
+
+    def renamed(layout):
+        return Layout([d._replace(name=".lowlevel.y") if d.name == ".lowlevel.x" else d for d in layout.descriptors],
+                      layout.enum_maps)
+
+    rename = Step("rename", "renameapplier", {}, {"fullName": ".lowlevel.x", "newName": ".lowlevel.y"}, {},
+                  steps[6].input_layout)
+    tail = [s._replace(input_layout=renamed(s.input_layout)) for s in steps[6:]]
+    svm = tail[1]
+    names = [".lowlevel.y" if n == ".lowlevel.x" else n for n in svm.params["descriptorNames"]]
+    tail[1] = svm._replace(params=dict(svm.params, descriptorNames=StringList(names)))
+    model = compile_steps(steps[:6] + [rename] + tail, "renamed")
+    docs = [toy_doc(lowlevel__x=[v, 1.0, -v]) for v in (-2.0, 0.0, 0.5, 3.0)]
+    assert model.predict(docs) == compile_steps(steps).predict(docs)
+    with pytest.raises(ModelError, match="renaming the Enum descriptor tonal.key is not supported"):
+        compile_steps(steps[:6] + [rename._replace(params={"fullName": ".tonal.key", "newName": ".k"})] + steps[6:])
+
+
+def test_dotproduct_before_fixlength_uses_the_length_fixed_later():
+    steps = toy_steps()
+    early = steps[4]._replace(input_layout=steps[0].input_layout)  # normalize on the raw, variable-length layout
+    dropped = dict(early.params["coeffs"])
+    model = compile_steps([early] + steps[:4] + steps[5:], "early")
+    reference = compile_steps(steps, "late")
+    docs = [toy_doc(lowlevel__x=[v, 1.0, -v]) for v in (-2.0, 0.0, 3.0)]
+    assert model.predict(docs) == reference.predict(docs)
+    short = early._replace(params=dict(early.params, coeffs=dict(dropped, **{
+        ".lowlevel.x": {"a": RealList([1.0, 2.0]), "b": RealList([0.0, 0.0])}})))
+    with pytest.raises(ModelError, match="transformation 0 \\(dotproduct\\): lowlevel.x has 3 values but 2/2"):
+        compile_steps([short] + steps[:4] + steps[5:], "short")
+
+
+def test_models_sharing_a_first_layout_read_each_document_once_and_predict_alike():
+    from abrunnerd.gaia.apply import predict_many
+
+    a, b = compile_steps(toy_steps(), "a"), compile_steps(toy_steps(enum_maps=False), "b")
+    assert a.input_signature() == b.input_signature()
+    docs = [DOC, toy_doc(tonal__chords=["Y", "X"]), toy_doc(lowlevel__x=None), [1]]
+    together = predict_many([a, b], docs)
+
+    def plain(results):
+        return [str(r) if isinstance(r, DocumentError) else r for r in results]
+
+    assert [plain(r) for r in together] == [plain(a.predict(docs)), plain(b.predict(docs))]
+    assert together[0][1] != together[1][1]  # without maps the unseen chords code differently
+    assert isinstance(together[0][2], DocumentError) and together[0][2] is together[1][2]

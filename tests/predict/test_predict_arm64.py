@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AB_REFERENCE, ESSENTIA_REFERENCE, need
+from predict_paths import AB_REFERENCE, ESSENTIA_REFERENCE, need
 from gaia_oracle import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,8 +47,10 @@ def predict_lines(python, cwd, model, docs, env=None):
 
 
 def test_arm64_predicts_like_amd64(arm64_root):
-    cases = [(need(AB_REFERENCE, "Gaia reference history"), SHARED_DATA / "ab-real-1" / "lowlevel"),
-             (need(ESSENTIA_REFERENCE, "Gaia-script history"), SHARED_DATA / "essentia-real-1")]
+    cases = [(need(AB_REFERENCE, "Gaia reference history"),
+              sorted((SHARED_DATA / "ab-real-1" / "lowlevel").glob("*.json"))),
+             (need(ESSENTIA_REFERENCE, "Gaia-script history"),
+              sorted((SHARED_DATA / "essentia-real-1").glob("[iv]*/*.json")))]
     work = Path(tempfile.mkdtemp(prefix="abrunnerd-predict-", dir=str(arm64_root / "tmp")))
     try:
         shutil.copytree(str(REPO / "abrunnerd"), str(work / "abrunnerd"),
@@ -63,7 +65,7 @@ def test_arm64_predicts_like_amd64(arm64_root):
             case = work / ("case%d" % i)
             case.mkdir()
             shutil.copy(str(history), str(case / "model.history"))
-            for doc in sorted(docs.glob("*.json")) + sorted(docs.glob("[iv]*/*.json")):
+            for doc in docs:
                 shutil.copy(str(doc), str(case / doc.name))
             amd64 = predict_lines([sys.executable], str(case), "model.history", ".",
                                   env=dict(os.environ, PYTHONPATH=str(REPO)))

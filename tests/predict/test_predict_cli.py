@@ -151,3 +151,49 @@ def test_progress_line_only_on_a_terminal(models, tmp_path):
     assert proc.returncode == 0
     assert "abrunnerctl predict: 1 documents, 0 failed" in tty
     assert run(models[0], doc)[2] == ""  # no progress when stderr is not a terminal
+
+
+def test_two_inputs_with_one_output_name_do_not_overwrite_each_other(models, tmp_path):
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "same.json").write_text(json.dumps(toy_doc(tonal__key="D" if sub == "y" else "C")))
+    out = tmp_path / "out"
+    rc, _, err = run(models[0], tmp_path / "x" / "same.json", tmp_path / "y" / "same.json", "--out", out)
+    assert rc == 3 and "another input of this run already wrote %s" % (out / "same.json") in err
+    first = (out / "same.json").read_text()
+    os.utime(str(out / "same.json"), (1, 1))  # from an earlier run: a new run overwrites it
+    rc, _, err = run(models[0], tmp_path / "y" / "same.json", "--out", out)
+    assert rc == 0 and (out / "same.json").read_text() != first
+
+
+def test_an_input_without_documents_is_said(models, tmp_path):
+    (tmp_path / "empty").mkdir()
+    rc, out, err = run(models[0], tmp_path / "empty")
+    assert rc == 0 and out == "" and "no documents found in %s" % (tmp_path / "empty") in err
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_while_waiting_for_stdin_ends_with_143_and_one_line(models, jobs):
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "abrunnerd.ctl", "predict", str(models[0]), "-", "--jobs", jobs,
+                             "--batch", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    try:
+        proc.stdin.write((json.dumps(DOC) + "\n").encode())
+        proc.stdin.flush()
+        if jobs == "1":  # one document predicted and printed: the run is under way, now blocked on stdin
+            first = proc.stdout.readline()
+            assert json.loads(first.decode())["highlevel"]["toy"]["value"] in ("yes", "no")
+        else:  # workers started, the parent blocked on stdin (its result may wait for the next line)
+            time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert err.decode().strip() == "abrunnerctl predict: interrupted; the documents listed so far are written"

@@ -89,7 +89,8 @@ def test_every_error_status_is_json_with_a_code(world):
         requests.delete(srv.url("/whoami"), headers=auth),
         requests.get(srv.url("/whoami")),
         requests.post(srv.url("/datasets"), data=b"x", headers=dict(auth, **{"Content-Type": "text/plain"})),
-        requests.get(srv.base_url.replace("/api/v1", "/")),
+        requests.get(srv.url("/datasets/evaluation/jobs/%s" % uuid.uuid4())),
+        requests.get(srv.base_url.replace("/api/v1", "/no-such-page")),  # "/" is the owners' web pages
     ]
     for r in cases:
         assert r.status_code >= 400 and r.headers["Content-Type"].startswith("application/json"), r.text

@@ -7,9 +7,10 @@ import requests
 try:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:  # the chrome fixture skips (or, in CI, fails) and names what is missing
-    By = Keys = WebDriverWait = None
+    By = Keys = WebDriverWait = StaleElementReferenceException = None
 
 from helpers import jobflow
 from helpers.web import GRID, screenshot
@@ -17,11 +18,16 @@ from helpers.web import GRID, screenshot
 SVG = "{http://www.w3.org/2000/svg}"
 
 
+def wait(driver, seconds):
+    """A wait that rides over live.js swapping the element it looks at."""
+    return WebDriverWait(driver, seconds, ignored_exceptions=[StaleElementReferenceException])
+
+
 def sign_in(driver, site, token):
     driver.get(site.root + "/login")
     driver.find_element(By.ID, "token").send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url)
+    wait(driver, 30).until(lambda d: "/login" not in d.current_url)
 
 
 def text(driver) -> str:
@@ -68,12 +74,14 @@ def test_running_job_progress_advances_as_the_runner_pings(browser, site):
         r = jobflow.ping(site.srv, site.alice, site.running_job, site.lease, cells_done=done, cells_total=10,
                          eta_seconds=100)
         assert r.status_code == 200, r.text
-        WebDriverWait(browser, 20).until(
+        wait(browser, 20).until(
             lambda d: "%d/10 cells" % done in d.find_element(By.ID, "job-progress").text)
     assert browser.execute_script("return window.__stillSamePage === true"), "updated in place, no reload"
-    progress = browser.find_element(By.CSS_SELECTOR, "#job-progress progress")
-    assert float(progress.get_attribute("value")) == pytest.approx(0.8)
-    history = browser.find_element(By.ID, "job-history").text
+    # read in one script: live.js may swap the section between two WebDriver calls
+    value, history = browser.execute_script(
+        "return [document.querySelector('#job-progress progress').value,"
+        " document.getElementById('job-history').innerText]")
+    assert value == pytest.approx(0.8)
     assert "claimed by web-test-runner" in history and "ping training, 8/10 cells" in history
     assert "ETA" in text(browser)
     screenshot(browser, "05-job-running")
@@ -81,7 +89,7 @@ def test_running_job_progress_advances_as_the_runner_pings(browser, site):
     browser.execute_script("window.__stillSamePage = true")
     assert jobflow.ping(site.srv, site.alice, site.running_job, site.lease, cells_done=9, cells_total=10,
                         eta_seconds=30).status_code == 200
-    WebDriverWait(browser, 20).until(lambda d: "9/10 cells" in d.find_element(By.CSS_SELECTOR, "table.jobs").text)
+    wait(browser, 20).until(lambda d: "9/10 cells" in d.find_element(By.CSS_SELECTOR, "table.jobs").text)
     assert browser.execute_script("return window.__stillSamePage === true")
 
 
@@ -95,7 +103,7 @@ def _group(root, gid):
     return [e for e in root.iter() if e.get("id") == gid]
 
 
-def test_finished_job_result_page_with_heatmaps_and_downloads(browser, site):
+def test_finished_job_result_page_with_heatmaps_and_downloads(browser, site, tmp_path):
     sign_in(browser, site, site.alice)
     browser.get(site.root + "/jobs/%s" % site.done_job)
     history = browser.find_element(By.ID, "job-history").text
@@ -108,7 +116,7 @@ def test_finished_job_result_page_with_heatmaps_and_downloads(browser, site):
     assert best["preprocessing"] in browser.find_element(By.ID, "best-params").text
     images = browser.find_elements(By.CSS_SELECTOR, "img.plot")
     assert len(images) == 1 + 2 * 2, "confusion matrix + one landscape per preprocessing × kernel"
-    WebDriverWait(browser, 60).until(lambda d: all(
+    wait(browser, 60).until(lambda d: all(
         d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in images))
     screenshot(browser, "07-result")
     http = requests.Session()
@@ -129,11 +137,12 @@ def test_finished_job_result_page_with_heatmaps_and_downloads(browser, site):
     assert len(_group(confusion, "confusion-cells")[0].findall(SVG + "path")) == 3 * 3
     recalls = browser.find_elements(By.CSS_SELECTOR, "table.confusion tbody tr")
     assert len(recalls) == 3 + 1, "a row per class plus precision"
-    # downloads, with the browser's own session
-    link = browser.find_element(By.PARTIAL_LINK_TEXT, "Model (Gaia .history)")
-    r = http.get(link.get_attribute("href"), timeout=60)
-    assert r.status_code == 200 and r.content == site.model
-    assert "attachment" in r.headers["Content-Disposition"]
+    # the browser downloads the model by its link
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Model (Gaia .history)").click()
+    saved = tmp_path / ("%s.history" % site.done_job)
+    wait(browser, 30).until(lambda d: saved.exists() and saved.read_bytes() == site.model)
+    # the other downloads, with the browser's own session
     ranking = http.get(site.root + "/jobs/%s/files/ranking.tsv" % site.done_job, timeout=60).text.splitlines()
     assert len(ranking) == 1 + len(site.result["combinations"])
     first = ranking[1].split("\t")
@@ -145,6 +154,9 @@ def test_finished_job_result_page_with_heatmaps_and_downloads(browser, site):
              for m in c["recordings"]}
     assert wrong == sum(1 for m, p in preds.items() if p["value"] != truth[m])
     assert http.get(site.root + "/jobs/%s/files/result.json" % site.done_job, timeout=60).json() == site.result
+    for n, img in enumerate((images[0].get_attribute("src"), images[3].get_attribute("src"))):
+        browser.get(img)  # each plot on its own, for people to look at
+        screenshot(browser, "07%s-plot" % "ab"[n])
 
 
 def test_submit_and_cancel_a_job(browser, site):
@@ -160,13 +172,13 @@ def test_submit_and_cancel_a_job(browser, site):
         element.clear()
         element.send_keys(value)
     browser.find_element(By.CSS_SELECTOR, "form.submit button[type=submit]").click()
-    WebDriverWait(browser, 60).until(lambda d: re.search(r"/jobs/[0-9a-f-]{36}$", d.current_url))
+    wait(browser, 60).until(lambda d: re.search(r"/jobs/[0-9a-f-]{36}$", d.current_url))
     job_id = browser.current_url.rsplit("/", 1)[1]
     assert "4 configurations queued" in text(browser)
     options = jobflow.details(site.srv, site.alice, job_id)["options"]
     assert (options["preprocessing_values"], options["c_values"], options["gamma_values"]) == (["nobands"], [1, 3], [-3])
     browser.find_element(By.CSS_SELECTOR, "button.danger").click()
-    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "job-status").text == "canceled")
+    wait(browser, 30).until(lambda d: d.find_element(By.ID, "job-status").text == "canceled")
     assert jobflow.details(site.srv, site.alice, job_id)["status"] == "canceled"
     assert "canceled" in browser.find_element(By.ID, "job-history").text
     screenshot(browser, "09-canceled")
@@ -185,7 +197,7 @@ def test_sign_out_ends_the_session(browser, site):
     sign_in(browser, site, site.alice)
     cookie = {c["name"]: c["value"] for c in browser.get_cookies()}
     browser.find_element(By.CSS_SELECTOR, ".signout button").click()
-    WebDriverWait(browser, 30).until(lambda d: "/login" in d.current_url)
+    wait(browser, 30).until(lambda d: "/login" in d.current_url)
     assert "You are signed out" in text(browser)
     browser.get(site.root + "/jobs")
     assert "/login" in browser.current_url
@@ -195,13 +207,14 @@ def test_sign_out_ends_the_session(browser, site):
 
 def test_keyboard_only_sign_in_and_labelled_controls(browser, site):
     browser.get(site.root + "/login")
+    wait(browser, 10).until(lambda d: d.switch_to.active_element.get_attribute("id") == "token",
+                                     "the token field has focus (autofocus)")
     active = browser.switch_to.active_element
-    assert active.get_attribute("id") == "token", "the token field has focus"
     active.send_keys(site.alice)
     active.send_keys(Keys.TAB)
     assert browser.switch_to.active_element.text == "Sign in"
     browser.switch_to.active_element.send_keys(Keys.ENTER)
-    WebDriverWait(browser, 30).until(lambda d: "/login" not in d.current_url)
+    wait(browser, 30).until(lambda d: "/login" not in d.current_url)
     pages = ["/jobs", "/datasets", "/datasets/%s" % site.dataset, "/datasets/%s/submit" % site.dataset,
              "/jobs/%s" % site.running_job, "/jobs/%s/result" % site.done_job]
     for path in pages:

@@ -139,3 +139,17 @@ def test_pages_send_a_strict_content_security_policy(site, web_session):
         headers = alice.get(path).headers
         assert "script-src 'self'" in headers["Content-Security-Policy"]
         assert headers["X-Frame-Options"] == "DENY" and headers["Cache-Control"] == "no-store"
+
+
+def test_rotating_the_token_or_disabling_the_user_ends_web_sessions(site):
+    site.srv.add_user("carol")
+    token = site.srv.admin("rotate-token", "carol").stdout.strip()
+    s = WebSession(site.root)
+    assert s.sign_in(token).status_code == 303 and s.get("/jobs").status_code == 200
+    new = site.srv.admin("rotate-token", "carol").stdout.strip()
+    assert s.get("/jobs").status_code == 302, "a session from before the rotation is over"
+    assert s.sign_in(token).status_code == 401, "the old token signs in no more"
+    assert s.sign_in(new).status_code == 303 and s.get("/jobs").status_code == 200
+    site.srv.admin("disable-user", "carol")
+    assert s.get("/jobs").status_code == 302, "a disabled user's session is over"
+    assert s.sign_in(new).status_code == 401

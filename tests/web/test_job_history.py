@@ -1,0 +1,38 @@
+"""The job page's status history stays readable for long jobs: every transition, the latest pings."""
+import re
+import uuid
+
+from abserver import migrations
+from abserver.app import create_app
+from abserver.datasets import import_dataset_dir
+from abserver.db import make_engine
+from abserver.users import add_user, user_id_by_name
+from helpers.server import EXAMPLE_DATASET
+
+
+def test_a_long_job_keeps_its_claim_in_view(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "h.db")
+    engine = make_engine(url)
+    migrations.upgrade(engine)
+    token = add_user(engine, "a")
+    with engine.connect() as conn:
+        uid = user_id_by_name(conn, "a")
+    dataset = import_dataset_dir(engine, str(EXAMPLE_DATASET), uid).dataset_id
+    client = create_app(url).test_client()
+    auth = {"Authorization": "Token " + token}
+    job = client.post("/api/v1/datasets/%s/evaluate" % dataset, json={}, headers=auth).get_json()["job_id"]
+    claim = {"runner_id": str(uuid.uuid4()), "runner_name": "long-runner", "runner_version": "1"}
+    lease = client.post("/api/v1/datasets/evaluation/jobs/%s/claim" % job, json=claim, headers=auth
+                        ).get_json()["lease_id"]
+    for cells in range(130):
+        r = client.post("/api/v1/datasets/evaluation/jobs/%s/ping" % job, headers=auth, json={
+            "lease_id": lease, "runner_name": "long-runner", "runner_version": "1", "stage": "training",
+            "cells_done": cells, "cells_total": 720, "eta_seconds": 1000 - cells})
+        assert r.status_code == 200
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    assert client.post("/login", data={"token": token, "csrf_token": csrf}).status_code == 303
+    page = client.get("/jobs/%s" % job).get_data(as_text=True)
+    history = page[page.index('id="job-history"'):]
+    assert "submitted" in history and "claimed</span> by long-runner" in history
+    assert history.count('class="event ping"') == 100 and "30 earlier pings not shown" in page
+    assert "129/720 cells" in history and "29/720 cells" not in history.replace("129/720", "")

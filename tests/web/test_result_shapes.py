@@ -1,0 +1,46 @@
+"""Results of the shapes the protocol allows render: one without per-configuration accuracies
+(``combinations`` is optional) still has its page, its downloads and its predictions."""
+import json
+import re
+
+import sqlalchemy as sa
+
+from abserver import migrations
+from abserver.app import create_app
+from abserver.datasets import import_dataset_dir
+from abserver.db import make_engine
+from abserver.jobs import submit
+from abserver.users import add_user, user_id_by_name
+from helpers.jobflow import example_model
+from helpers.server import EXAMPLE_DATASET
+
+
+def test_result_without_combinations(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "r.db")
+    engine = make_engine(url)
+    migrations.upgrade(engine)
+    token = add_user(engine, "a")
+    with engine.connect() as conn:
+        uid = user_id_by_name(conn, "a")
+    dataset = import_dataset_dir(engine, str(EXAMPLE_DATASET), uid).dataset_id
+    job = submit(engine, dataset, uid, "remote", {"c_values": [1], "gamma_values": [-3],
+                                                  "preprocessing_values": ["basic"]}, 42)
+    result = {"parameters": {"model": {"classifier": "svm", "type": "C-SVC", "preprocessing": "basic",
+                                       "kernel": "RBF", "C": 1, "gamma": -3}},
+              "accuracy": 66.67, "confusion_matrix": {"orchestral": {"orchestral": 20},
+                                                      "electronic": {"orchestral": 20}, "speech": {"speech": 20}}}
+    with engine.begin() as conn:  # stored as an upload would (the server validated this shape)
+        conn.execute(sa.text("UPDATE jobs SET status = 'done', result = :r, model = :m, upload_sha256 = :h "
+                             "WHERE id = :j"), {"r": json.dumps(result), "m": example_model(), "h": "0" * 64,
+                                               "j": job})
+    client = create_app(url).test_client()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    assert client.post("/login", data={"token": token, "csrf_token": csrf}).status_code == 303
+    page = client.get("/jobs/%s/result" % job).get_data(as_text=True)
+    assert "66.67 %" in page and "no per-configuration accuracies" in page
+    assert page.count('class="plot"') == 1, "only the confusion matrix"
+    assert client.get("/jobs/%s/plots/grid-basic-RBF.svg" % job).status_code == 404
+    assert client.get("/jobs/%s/files/ranking.tsv" % job).get_data(as_text=True).count("\n") == 1
+    predictions = client.get("/jobs/%s/files/predictions.json" % job).get_json()
+    assert len(predictions) == 60 and all(p["value"] in ("orchestral", "electronic", "speech")
+                                          for p in predictions.values())
