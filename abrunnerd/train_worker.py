@@ -17,7 +17,7 @@ import platform
 import signal
 import sys
 import traceback
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from abrunnerd import __version__, atomic
 
@@ -53,6 +53,8 @@ if __name__ == "__mp_main__":
     # tie them to the training process, so a kill -9 of the daemon (which kills the
     # training process through its own PDEATHSIG) leaves nothing computing.
     _die_with_parent()
+    from abrunnerd.proctitle import name_pool_process
+    name_pool_process()
 
 
 def snapshot_groundtruth(dataset: Any) -> Dict[str, str]:
@@ -78,23 +80,31 @@ def snapshot_groundtruth(dataset: Any) -> Dict[str, str]:
     return groundtruth
 
 
+def _max_memory(value: Any) -> Optional[int]:
+    """The runner's max_memory (bytes) from the spec, None when unset or not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
+
+
 def load_dataset(job_dir: str, spec: Dict[str, Any]) -> Any:
-    from abrunnerd.trainer import Dataset, load_dataset_dir
+    from abrunnerd.trainer import load_dataset_dir
 
     if spec.get("source") == "abdata":
         return load_dataset_dir(os.path.join(job_dir, "abdata"))
-    from abrunnerd.features_bundle import decode_bundle
+    from abrunnerd.features_bundle import BundleError, decode_limit
+    from abrunnerd.trainer.bundle import dataset_from_bundle
 
     dataset = spec["dataset"]
     groundtruth = snapshot_groundtruth(dataset)
-    documents, artists = {}, {}
+    limit = decode_limit(len(groundtruth), _max_memory(spec.get("max_memory")))
     with open(os.path.join(job_dir, "features.bin"), "rb") as f:
-        data = f.read()
-    for mbid, doc, artist in decode_bundle(data):
-        documents[mbid] = doc
-        artists[mbid] = artist
-    return Dataset(name=dataset.get("name") or spec["job_id"], groundtruth=groundtruth,
-                   documents=documents, artists=artists)
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:  # xz never makes data this much larger
+            raise BundleError("features bundle is %d bytes, more than the %d this job's %d recordings may take"
+                              % (size, limit, len(groundtruth)))
+        data = f.read(limit + 1)
+    return dataset_from_bundle(data, dataset.get("name") or spec["job_id"], groundtruth, max_decompressed=limit)
 
 
 def run(job_dir: str) -> int:
@@ -107,6 +117,8 @@ def run(job_dir: str) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     be_polite()
     spec = atomic.read_json(os.path.join(job_dir, "spec.json"))
+    from abrunnerd.proctitle import name_training_process
+    name_training_process(str(spec.get("job_id") or ""), int(os.environ.get("ABRUNNERD_NICE", "10")))
     progress_path = os.path.join(job_dir, "progress.json")
 
     def progress(p: Any) -> None:
@@ -114,16 +126,24 @@ def run(job_dir: str) -> int:
             "stage": p.stage, "cells_done": p.cells_done, "cells_total": p.cells_total,
             "eta_seconds": p.eta_seconds, "message": p.message}, durable=False)
 
+    from abrunnerd.features_bundle import BundleError
     from abrunnerd.trainer import DatasetError, TrainingStopped, TrainOptions, train
+    from abrunnerd.trainer.memory import kernel_budget
 
     try:
         ds = load_dataset(job_dir, spec)
         opts = TrainOptions.from_job_options(spec.get("options") or {}, seed=int(spec.get("seed", 42)))
         res = train(ds, opts, workers=int(spec.get("max_workers") or 1),
                     checkpoint_path=os.path.join(job_dir, "checkpoint"),
-                    progress=progress, should_stop=lambda: stop["flag"])
+                    progress=progress, should_stop=lambda: stop["flag"],
+                    memory_budget=kernel_budget(_max_memory(spec.get("max_memory"))), release_documents=True)
     except TrainingStopped:
         return STOPPED
+    except BundleError as exc:  # hostile or corrupt download: one line, the job fails with the reason
+        reason = "features bundle refused: %s" % exc
+        atomic.write_json(os.path.join(job_dir, "error.json"), {"kind": "dataset", "message": reason})
+        print(reason, file=sys.stderr)
+        return DATASET_ERROR
     except (DatasetError, ValueError, KeyError) as exc:
         reason = str(exc) if isinstance(exc, DatasetError) else "malformed job or dataset: %s: %s" % (
             type(exc).__name__, exc)
@@ -145,10 +165,13 @@ def run(job_dir: str) -> int:
 
 def estimate() -> int:
     from abrunnerd.trainer import TrainOptions, estimate_peak_memory
+    from abrunnerd.trainer.memory import kernel_budget
 
-    query = json.loads(sys.stdin.read())
+    query = json.loads(sys.stdin.read(1 << 20))
     opts = TrainOptions.from_job_options(query.get("options") or {}, seed=42)
-    print(int(estimate_peak_memory(int(query["n_recordings"]), opts, workers=int(query.get("workers", 1)))))
+    budget = kernel_budget(_max_memory(query.get("max_memory")))
+    print(int(estimate_peak_memory(int(query["n_recordings"]), opts, workers=int(query.get("workers", 1)),
+                                   memory_budget=budget)))
     return 0
 
 

@@ -106,19 +106,23 @@ def kill_stale(pgid: Optional[int]) -> None:
         return
     try:
         with open("/proc/%d/cmdline" % pgid, "rb") as f:
-            if b"abrunnerd.train_worker" not in f.read():
-                return
+            cmdline = f.read()
+        # the interpreter's command line, or the title proctitle.py gave it
+        if b"abrunnerd.train_worker" not in cmdline and not cmdline.startswith(b"abrunnerd: training job"):
+            return
         os.killpg(pgid, signal.SIGKILL)
     except (OSError, ProcessLookupError):
         pass
 
 
 def estimate_peak_memory(n_recordings: int, options: Dict[str, Any], workers: int,
-                         timeout: float = 120.0, should_stop: Any = None) -> int:
+                         timeout: float = 120.0, should_stop: Any = None, max_memory: Optional[int] = None) -> int:
     """The trainer's estimate, computed in a short-lived process (the daemon itself
-    must not import numpy/scikit-learn). Raises RuntimeError when it cannot; the wait
-    gives up within a fraction of a second when ``should_stop()`` says so."""
-    query = json.dumps({"n_recordings": n_recordings, "options": options, "workers": workers})
+    must not import numpy/scikit-learn); with ``max_memory`` the kernel budget the
+    training process will use follows from it. Raises RuntimeError when it cannot; the
+    wait gives up within a fraction of a second when ``should_stop()`` says so."""
+    query = json.dumps({"n_recordings": n_recordings, "options": options, "workers": workers,
+                        "max_memory": max_memory})
     proc = subprocess.Popen([sys.executable, "-m", "abrunnerd.train_worker", "--estimate"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env({}))
     deadline = time.monotonic() + timeout

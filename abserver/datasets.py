@@ -386,9 +386,13 @@ class BuiltSnapshot(NamedTuple):
     content_sha256: str
 
 
-def build_snapshot(conn, dataset_row) -> BuiltSnapshot:
+def build_snapshot(conn, dataset_row, options: Optional[Dict[str, Any]] = None) -> BuiltSnapshot:
     """Read the dataset and its owner's documents and encode the bundle: the long part of a
-    submit, done without the database's write lock (the caller passes a read connection)."""
+    submit, done without the database's write lock (the caller passes a read connection).
+
+    With the job's ``options``, the bundle holds only what its preprocessing sets can use
+    when that trains the same (version 2, docs/protocol.md); otherwise every document.
+    """
     classes = json.loads(dataset_row.classes)
     check_classes(classes)
     mbids = sorted({m for c in classes for m in c["recordings"]})
@@ -403,7 +407,11 @@ def build_snapshot(conn, dataset_row) -> BuiltSnapshot:
                           "descriptors together (recording %s brings the count past it); documents from "
                           "one Essentia extractor share ~4,500" % (MAX_BUNDLE_COLUMNS, _m))
     del docs
-    bundle = encode_bundle(stripped)
+    try:
+        from abrunnerd.trainer.bundle import encode_for_job  # numpy; without it: the complete form
+    except ImportError:
+        options = None
+    bundle = encode_bundle(stripped) if options is None else encode_for_job(stripped, options)
     bundle_sha = hashlib.sha256(bundle).hexdigest()
     data = json.dumps({"name": dataset_row.name, "description": dataset_row.description, "classes": classes},
                       sort_keys=True)

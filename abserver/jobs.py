@@ -38,7 +38,7 @@ def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: s
         raise ApiError(400, "bad_field", "seed must be an integer between 0 and %d" % MAX_SEED)
     with engine.connect() as conn:
         dataset = get_dataset(conn, dataset_id, owner_id)
-        built = build_snapshot(conn, dataset)
+        built = build_snapshot(conn, dataset, opts)
     with engine.begin() as conn:
         get_dataset(conn, dataset_id, owner_id)
         snapshot_id = store_snapshot(conn, dataset_id, built)

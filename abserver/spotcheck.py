@@ -8,7 +8,6 @@ import logging
 import random
 from typing import Any, Dict
 
-from abrunnerd.features_bundle import decode_bundle
 
 from .config import ServerConfig
 from .errors import ApiError, invalid
@@ -58,22 +57,19 @@ def spot_check(job: Any, snapshot: Dict[str, Any], options: Dict[str, Any], resu
 
 
 def _evaluate(job, snapshot, options, cells):
-    from abrunnerd.trainer import Dataset, DatasetError, TrainOptions, evaluate_cells
+    from abrunnerd.trainer import DatasetError, TrainOptions, evaluate_cells
+    from abrunnerd.trainer.bundle import dataset_from_bundle
 
     from . import jobs as job_store
     from .context import engine
 
     with engine().connect() as conn:
         bundle = bytes(job_store.bundle_of(conn, job).bundle)
-    documents, artists = {}, {}
-    for mbid, doc, artist in decode_bundle(bundle):
-        documents[mbid] = doc
-        artists[mbid] = artist
     groundtruth = {}
     for cls in snapshot["classes"]:
         for mbid in cls["recordings"]:
             groundtruth[mbid] = cls["name"]
-    ds = Dataset(name=snapshot["name"], groundtruth=groundtruth, documents=documents, artists=artists)
+    ds = dataset_from_bundle(bundle, snapshot["name"], groundtruth)  # either bundle version
     opts = TrainOptions.from_job_options(options, seed=job.seed)
     try:
         return evaluate_cells(ds, opts, cells=cells)

@@ -1,22 +1,30 @@
 #!/usr/bin/env python3
-"""AB's default grid (720 configurations x 5 folds): abrunnerd's trainer vs a naive baseline, side by side.
+"""Trainer speed and memory, measured side by side in one run (issue 12's goals).
 
-The naive baseline does what Gaia does per cell: fit the fold's cleaner + normalize on
-the preprocessed features, train a plain RBF/poly ``SVC`` on the features (libsvm
-computes its own kernel), predict the fold; one process, no kernel reuse.  Ours: the
-trainer with precomputed kernels shared by every C, over ``--workers`` processes.
+Default (``ab-real-1``, ../shared/data, 180 recordings): every measurement is a fresh
+process, timed whole — interpreter start, imports, reading the documents, training and
+the final model, worker processes included (CPU-s of the process and everything it
+waited for; peak RSS summed over the process tree, sampled every 50 ms):
 
-Datasets: ``ab-real-1`` (../shared/data, 180 recordings) and ``synthetic-2000``: 2,000
-recordings with AB's real descriptor layout, made (seeded) from ab-real-1's documents:
-each value a random blend of a document of its class and one of another class (weight
-0.45-1), times lognormal noise (sigma 0.15), so classes overlap; strings kept.  On the synthetic set the baseline is
-timed on a seeded random sample of cells (``--naive-sample``) and extrapolated to the
-grid; its per-cell results are checked against ours cell by cell.
+* ours, AB's grid (720 configurations x 5 folds = 3,600 fits), ``--workers`` at most;
+* ours, one configuration (5 fits + the final model);
+* ours and the naive baseline on a one-preprocessing grid (``basic``: 720 fits);
+* the naive baseline on AB's grid (skipped with ``--quick``);
 
-Each measurement runs in its own process so peak RSS is its own.  Usage:
+next to real Gaia 2.4.6's figures (``gaia-reference/timing.json``).  The naive baseline
+does what Gaia does per fit: the fold's cleaner + normalize, a plain RBF/poly ``SVC`` on
+the features (libsvm computes its own kernel), one process, no kernel reuse.  Per-fit
+correct counts of ours and the naive baseline are compared cell by cell.
 
-    .venv/bin/python benchmarks/train_grid.py [--datasets ab-real-1,synthetic-2000] [--workers 2]
-    .venv/bin/python benchmarks/train_grid.py --memory 5000     # peak RSS vs the memory formula
+    .venv/bin/python benchmarks/train_grid.py [--workers 2] [--quick]
+    .venv/bin/python benchmarks/train_grid.py --profile          # where a small job's CPU goes
+    .venv/bin/python benchmarks/train_grid.py --memory 10000 --budget-mb 2048   # peak, wall, CPU-s
+    .venv/bin/python benchmarks/train_grid.py --memory 2000 --grid basic --budget-mb 2048 --compare-mb 40
+    .venv/bin/python benchmarks/train_grid.py --datasets synthetic-2000 --naive-sample 60
+
+``synthetic-N``: N recordings with AB's real descriptor layout, made (seeded) from
+ab-real-1's documents: each value a random blend of a document of its class and one of
+another class (weight 0.45-1), times lognormal noise (sigma 0.15), so classes overlap.
 """
 import argparse
 import json
@@ -25,14 +33,22 @@ import random
 import resource
 import subprocess
 import sys
+import threading
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 AB_REAL_1 = os.path.join(os.path.dirname(REPO), "shared", "data", "ab-real-1")
 sys.path.insert(0, REPO)
 
+ONE_CONFIG = {"c_values": [11], "gamma_values": [-11], "preprocessing_values": ["gaussianized"]}
+ONE_PREPROCESSING = {"preprocessing_values": ["basic"]}  # 2 kernels x 9 C x 8 gamma x 5 folds = 720 fits
+SMALL_GRID = {"c_values": [1, 5, 9], "gamma_values": [-9, -5, -1], "preprocessing_values": ["basic"]}  # 90 fits
+GOALS = {"ab_grid_cpu": 6.0, "one_config_cpu": 1.5, "one_prep_ratio": 20.0}
+
+
+# --- datasets -----------------------------------------------------------------------------
 
 def _blend(main: Any, other: Any, w: float, rng: random.Random, scale: float) -> Any:
     """``w * main + (1 - w) * other`` leaf by leaf (where shapes agree), times lognormal noise."""
@@ -74,40 +90,83 @@ def load(name: str, seed: int = 1):
     return Dataset(name, gt, docs, {})
 
 
-def _rss_mb() -> Dict[str, float]:
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    return {"parent_mb": round(me, 1), "largest_worker_mb": round(kids, 1)}
+# --- measuring a child process --------------------------------------------------------------
+
+def _tree_rss(root: int) -> int:
+    """Bytes resident in ``root`` and all its descendants now."""
+    parents: Dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, "rb") as f:
+                    parents[int(entry)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    total = 0
+    for pid in tree:
+        try:
+            with open("/proc/%d/statm" % pid, "rb") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
-def child_ours(dataset: str, workers: int) -> Dict[str, Any]:
+def run_child(args: List[str]) -> Dict[str, Any]:
+    """Run this script as a child; its result plus CPU-s (it and its waited-for children), wall, peak tree RSS."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)] + args, stdout=subprocess.PIPE,
+                            universal_newlines=True)
+    peak = {"bytes": 0}
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak["bytes"] = max(peak["bytes"], _tree_rss(proc.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    wall = time.monotonic() - t0
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit("child %s failed with exit status %d" % (" ".join(args), proc.returncode))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(out.strip().splitlines()[-1])
+    result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["wall_s"] = wall
+    result["peak_tree_mb"] = peak["bytes"] / 1024.0 ** 2
+    return result
+
+
+# --- the children -------------------------------------------------------------------------------
+
+def _table(res) -> Dict[str, Any]:
+    return {"%s|%s|%d|%d" % (c.preprocessing, c.kernel, c.c, c.gamma): c.fold_correct for c in res.combinations}
+
+
+def child_ours(dataset: str, workers: int, options: Dict[str, Any]) -> Dict[str, Any]:
     from abrunnerd.trainer import TrainOptions, train
 
     ds = load(dataset)
+    opts = TrainOptions.from_job_options(options, seed=42)
     t0 = time.monotonic()
-    res = train(ds, TrainOptions(seed=42), workers=workers)
-    wall = time.monotonic() - t0
+    res = train(ds, opts, workers=workers)
     best = res.best
-    table = {"%s|%s|%d|%d" % (c.preprocessing, c.kernel, c.c, c.gamma): [c.fold_correct, c.fold_total]
-             for c in res.combinations}
-    return {"wall": wall, "cells": 3600, "best": [best.preprocessing, best.kernel, best.c, best.gamma],
-            "accuracy": res.accuracy, "table": table, "rss": _rss_mb()}
+    return {"train_wall_s": time.monotonic() - t0, "fits": len(opts.combinations()) * opts.nfold,
+            "best": [best.preprocessing, best.kernel, best.c, best.gamma], "accuracy": res.accuracy,
+            "table": _table(res)}
 
 
-def child_memory(dataset: str, workers: int) -> Dict[str, Any]:
-    """Peak RSS of a one-configuration run (the kernel buffers do not depend on the grid's size)."""
-    from abrunnerd.trainer import TrainOptions, estimate_peak_memory, train
-
-    ds = load(dataset)
-    loaded = _rss_mb()["parent_mb"]
-    opts = TrainOptions(c_values=(1,), gamma_values=(-7,), preprocessing_values=("basic",), kernels=("RBF",), seed=42)
-    t0 = time.monotonic()
-    train(ds, opts, workers=workers)
-    est = estimate_peak_memory(len(ds.groundtruth), TrainOptions(), workers=workers) / 1024.0 ** 2
-    return {"wall": time.monotonic() - t0, "rss": _rss_mb(), "documents_mb": loaded, "estimate_mb": est}
-
-
-def child_naive(dataset: str, sample: int) -> Dict[str, Any]:
+def child_naive(dataset: str, options: Dict[str, Any], sample: int) -> Dict[str, Any]:
     import numpy as np
     from sklearn.svm import SVC
 
@@ -117,7 +176,7 @@ def child_naive(dataset: str, sample: int) -> Dict[str, Any]:
     from abrunnerd.trainer.train import choose_best, prepare
 
     ds = load(dataset)
-    opts = TrainOptions(seed=42)
+    opts = TrainOptions.from_job_options(options, seed=42)
     t0 = time.monotonic()
     prepared = prepare(ds, opts)
     cells = [(p, k, c, g, f) for (p, k, c, g) in opts.combinations() for f in range(opts.nfold)]
@@ -126,15 +185,14 @@ def child_naive(dataset: str, sample: int) -> Dict[str, Any]:
     results = {}
     for p, k, c, g, f in cells:
         unit = prepared.unit(p, f)
-        x_train, x_test = fold_features(unit)  # the fold's cleaner + normalize, refitted per cell
+        x_train, x_test = fold_features(unit)  # the fold's cleaner + normalize, refitted per fit
         svc = SVC(C=2.0 ** c, kernel="rbf" if k == "RBF" else "poly", gamma=2.0 ** g, degree=3, coef0=0.0,
                   tol=1e-3, cache_size=100)
         svc.fit(x_train, unit.y[unit.train])
         correct = int(np.sum(svc.predict(x_test) == unit.y[unit.test]))
         results[(p, k, c, g, f)] = (correct, len(unit.test))
-    wall = time.monotonic() - t0
-    out = {"wall": wall, "cells": len(cells), "rss": _rss_mb(),
-           "table": {"%s|%s|%d|%d|%d" % key: list(v) for key, v in results.items()}}
+    out = {"train_wall_s": time.monotonic() - t0, "fits": len(cells),
+           "table": {"%s|%s|%d|%d|%d" % key: v[0] for key, v in results.items()}}
     if not sample:
         combos = []
         for p, k, c, g in opts.combinations():
@@ -145,73 +203,247 @@ def child_naive(dataset: str, sample: int) -> Dict[str, Any]:
     return out
 
 
-def run_child(args: list) -> Dict[str, Any]:
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__)] + args, stdout=subprocess.PIPE,
-                          universal_newlines=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def bundle_path(dataset: str, options: Dict[str, Any]) -> str:
+    """Where the synthetic dataset's features bundle (what the server would send) is cached."""
+    import hashlib
+
+    form = [options.get("preprocessing_values"), options.get("normalize")]  # what the bundle depends on
+    digest = hashlib.sha256(json.dumps([dataset, form], sort_keys=True).encode())
+    for module in ("features_bundle.py", os.path.join("trainer", "bundle.py")):  # a changed format: a new file
+        with open(os.path.join(REPO, "abrunnerd", module), "rb") as f:
+            digest.update(f.read())
+    key = digest.hexdigest()[:12]
+    return os.path.join("/tmp", "abrunnerd-bench-%s-%s.bundle" % (dataset, key))
 
 
-def compare(dataset: str, workers: int, sample: int) -> None:
-    ours = run_child(["--child", "ours", "--dataset", dataset, "--workers", str(workers)])
-    naive = run_child(["--child", "naive", "--dataset", dataset, "--sample", str(sample)])
+def child_bundle(dataset: str, options: Dict[str, Any]) -> Dict[str, Any]:
+    """The server's side: encode the job's features bundle (version 2 when the job allows it)."""
+    from abrunnerd.trainer.bundle import encode_for_job
+
+    path = bundle_path(dataset, options)
+    if not os.path.exists(path):
+        ds = load(dataset)
+        data = encode_for_job(((m, ds.documents[m], None) for m in sorted(ds.groundtruth)), options)
+        with open(path + ".part", "wb") as f:
+            f.write(data)
+        os.replace(path + ".part", path)
+        with open(path + ".json", "w") as f:
+            json.dump(ds.groundtruth, f)
+    return {"path": path, "bytes": os.path.getsize(path)}
+
+
+def child_memory(dataset: str, workers: int, options: Dict[str, Any], budget_mb: float,
+                 stop_after: int = 0) -> Dict[str, Any]:
+    """The training process's side: decode the bundle and train within the kernel budget (0: the default)."""
+    from abrunnerd.trainer import TrainOptions, estimate_peak_memory, train
+    from abrunnerd.trainer.bundle import dataset_from_bundle
+    from abrunnerd.trainer.memory import kernel_budget
+
+    path = bundle_path(dataset, options)
+    with open(path + ".json") as f:
+        groundtruth = json.load(f)
+    with open(path, "rb") as f:
+        ds = dataset_from_bundle(f.read(), dataset, groundtruth)
+    opts = TrainOptions.from_job_options(options, seed=42)
+    budget = int(budget_mb * 1024 ** 2) if budget_mb else kernel_budget()
+    t0 = time.monotonic()
+    est = estimate_peak_memory(len(ds.groundtruth), opts, workers=workers, memory_budget=budget) / 1024.0 ** 2
+    if stop_after:  # every set prepared, then the first cells: the peak without hours of fits
+        from abrunnerd.trainer import TrainingStopped
+
+        seen = {"cells": 0}
+
+        def progress(p: Any) -> None:
+            seen["cells"] = p.cells_done
+
+        try:
+            train(ds, opts, workers=workers, memory_budget=budget, release_documents=True, progress=progress,
+                  should_stop=lambda: seen["cells"] >= stop_after)
+        except TrainingStopped:
+            pass
+        return {"train_wall_s": time.monotonic() - t0, "estimate_mb": est, "n": len(ds.groundtruth),
+                "budget_mb": budget / 1024.0 ** 2, "best": "stopped after %d cells" % seen["cells"], "table": {}}
+    res = train(ds, opts, workers=workers, memory_budget=budget, release_documents=True)
+    best = res.best
+    return {"train_wall_s": time.monotonic() - t0, "estimate_mb": est, "n": len(ds.groundtruth),
+            "budget_mb": budget / 1024.0 ** 2, "best": [best.preprocessing, best.kernel, best.c, best.gamma],
+            "table": _table(res)}
+
+
+def child_profile(dataset: str, options: Dict[str, Any]) -> Dict[str, Any]:
+    """One small job in this process under cProfile, with phase timings (CPU-s of this process)."""
+    import cProfile
+    import io
+    import pstats
+
+    marks = [("interpreter start + this script", time.process_time())]
+    import numpy  # noqa: F401
+    marks.append(("import numpy", time.process_time()))
+    from abrunnerd.trainer import TrainOptions, train
+    marks.append(("import abrunnerd.trainer", time.process_time()))
+    ds = load(dataset)
+    marks.append(("read + parse JSON documents", time.process_time()))
+    profiler = cProfile.Profile(time.process_time)  # CPU time: the machine is shared
+    profiler.enable()
+    train(ds, TrainOptions.from_job_options(options, seed=42), workers=1)
+    profiler.disable()
+    marks.append(("train() (profiled: the profiler inflates it)", time.process_time()))
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
+    phases, last = [], 0.0
+    for label, t in marks:
+        phases.append([label, t - last])
+        last = t
+    return {"phases": phases, "profile": text.getvalue()}
+
+
+# --- reports --------------------------------------------------------------------------------------
+
+def _load_average() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def _agree(ours: Dict[str, Any], naive: Dict[str, Any]) -> int:
+    same = 0
+    for key, correct in naive["table"].items():
+        combo, fold = key.rsplit("|", 1)
+        same += ours["table"][combo][int(fold)] == correct
+    return same
+
+
+def report_ab_real_1(workers: int, quick: bool) -> int:
+    with open(os.path.join(AB_REAL_1, "gaia-reference", "timing.json")) as f:
+        gaia = json.load(f)
+    print("== ab-real-1 (180 recordings), at most %d worker(s) for ours; %s at start" % (workers, _load_average()))
+    common = ["--dataset", "ab-real-1", "--workers", str(workers)]
+    runs = [("ours: AB grid (3,600 fits)", run_child(["--child", "ours", "--options", "{}"] + common)),
+            ("ours: one configuration (5 fits)", run_child(["--child", "ours", "--options", json.dumps(ONE_CONFIG)]
+                                                           + common)),
+            ("ours: basic only (720 fits)", run_child(["--child", "ours", "--options", json.dumps(ONE_PREPROCESSING)]
+                                                      + common)),
+            ("naive: basic only (720 fits)", run_child(["--child", "naive", "--options",
+                                                        json.dumps(ONE_PREPROCESSING)] + common))]
+    if not quick:
+        runs.append(("naive: AB grid (3,600 fits)", run_child(["--child", "naive", "--options", "{}"] + common)))
+    print("%-36s %9s %9s %14s" % ("(whole process, workers included)", "CPU-s", "wall s", "peak RSS MB"))
+    for label, r in runs:
+        print("%-36s %9.2f %9.2f %14.0f" % (label, r["cpu_s"], r["wall_s"], r["peak_tree_mb"]))
+    print("%-36s %9.2f %9.2f %14.0f" % ("Gaia 2.4.6: AB grid (timing.json)", gaia["cpu_s"], gaia["wall_s"],
+                                        gaia["max_rss_kb"] / 1024.0))
+    by = dict(runs)
+    ab, one = by["ours: AB grid (3,600 fits)"], by["ours: one configuration (5 fits)"]
+    ours720, naive720 = by["ours: basic only (720 fits)"], by["naive: basic only (720 fits)"]
+    ratio = naive720["cpu_s"] / ours720["cpu_s"]
+    print("goal AB grid <= %.1f CPU-s: %.2f %s; vs Gaia %.0fx fewer CPU-s" % (
+        GOALS["ab_grid_cpu"], ab["cpu_s"], "met" if ab["cpu_s"] <= GOALS["ab_grid_cpu"] else "NOT met",
+        gaia["cpu_s"] / ab["cpu_s"]))
+    print("goal one configuration <= %.1f CPU-s: %.2f %s" % (
+        GOALS["one_config_cpu"], one["cpu_s"], "met" if one["cpu_s"] <= GOALS["one_config_cpu"] else "NOT met"))
+    print("goal >= %.0fx the naive baseline on 720 fits, fixed costs included: %.1fx %s (wall %.1fx)" % (
+        GOALS["one_prep_ratio"], ratio, "met" if ratio >= GOALS["one_prep_ratio"] else "NOT met",
+        naive720["wall_s"] / ours720["wall_s"]))
+    print("fits with identical correct counts, ours vs naive: %d/%d (720-fit grid), best %s vs %s" % (
+        _agree(ours720, naive720), naive720["fits"], ours720["best"], naive720["best"]))
+    if not quick:
+        naive = by["naive: AB grid (3,600 fits)"]
+        print("AB grid: %.1fx the naive baseline's CPU-s; fits identical %d/%d; best ours %s, naive %s, Gaia's %s"
+              % (naive["cpu_s"] / ab["cpu_s"], _agree(ab, naive), naive["fits"], ab["best"], naive["best"],
+                 ["gaussianized", "RBF", 11, -11]))
+    print(_load_average() + " at end")
+    return 0
+
+
+def report_synthetic(dataset: str, workers: int, sample: int) -> None:
+    print("== %s: AB's grid, at most %d worker(s) for ours; %s" % (dataset, workers, _load_average()))
+    ours = run_child(["--child", "ours", "--options", "{}", "--dataset", dataset, "--workers", str(workers)])
+    naive = run_child(["--child", "naive", "--options", "{}", "--dataset", dataset, "--sample", str(sample)])
     total = 3600
-    naive_wall = naive["wall"] * (total / float(naive["cells"]))
-    agree = sum(1 for key, (correct, n) in naive["table"].items()
-                if ours["table"][key.rsplit("|", 1)[0]][0][int(key.rsplit("|", 1)[1])] == correct)
-    print("== %s: AB default grid, %d cells (720 configurations x 5 folds), %d worker(s) for ours" %
-          (dataset, total, workers))
-    print("%-28s %12s %10s %14s %18s" % ("", "wall s", "cells/s", "parent RSS MB", "largest worker MB"))
-    print("%-28s %12.1f %10.1f %14.1f %18.1f" % ("abrunnerd trainer", ours["wall"], total / ours["wall"],
-                                                  ours["rss"]["parent_mb"], ours["rss"]["largest_worker_mb"]))
-    label = "naive baseline" + (" (extrapolated)" if sample else "")
-    print("%-28s %12.1f %10.1f %14.1f %18s" % (label, naive_wall, naive["cells"] / naive["wall"],
-                                                naive["rss"]["parent_mb"], "-"))
-    if sample:
-        print("naive timed on %d random cells (seed 7): %.1f s, x %d/%d to the grid" %
-              (naive["cells"], naive["wall"], total, naive["cells"]))
-    print("speed-up: %.1fx" % (naive_wall / ours["wall"]))
-    print("cells with identical correct counts: %d/%d" % (agree, naive["cells"]))
-    if "best" in naive:
-        print("best configuration: ours %s, naive %s -> %s" % (
-            ours["best"], naive["best"], "identical" if ours["best"] == naive["best"] else "DIFFERENT"))
-    else:
-        print("best configuration (ours): %s at %.2f %%" % (ours["best"], ours["accuracy"]))
-    sys.stdout.flush()
+    naive_wall = naive["train_wall_s"] * total / float(naive["fits"])
+    print("ours: %.1f s training wall, %.1f CPU-s whole process, peak %.0f MB" % (
+        ours["train_wall_s"], ours["cpu_s"], ours["peak_tree_mb"]))
+    print("naive: %d random fits (seed 7) in %.1f s -> %.1f s for the grid (extrapolated)" % (
+        naive["fits"], naive["train_wall_s"], naive_wall))
+    print("speed-up (training wall): %.1fx; sampled fits identical: %d/%d; best (ours) %s" % (
+        naive_wall / ours["train_wall_s"], _agree(ours, naive), naive["fits"], ours["best"]))
+
+
+def report_memory(n: int, workers: int, budget_mb: float, grid: str, compare_mb: float, stop_after: int) -> None:
+    options = {"ab": {}, "one": ONE_CONFIG, "basic": ONE_PREPROCESSING, "small": SMALL_GRID}[grid]
+    dataset = "synthetic-%d" % n
+    made = run_child(["--child", "bundle", "--dataset", dataset, "--options", json.dumps(options)])
+    print("== %s (bundle %.1f MB, made by the server's encoder), grid %s, at most %d worker(s); %s" % (
+        dataset, made["bytes"] / 1024.0 ** 2, grid, workers, _load_average()))
+    budgets = [budget_mb] + ([compare_mb] if compare_mb else [])
+    runs = []
+    for budget in budgets:
+        m = run_child(["--child", "memory", "--dataset", dataset, "--workers", str(workers),
+                       "--options", json.dumps(options), "--budget-mb", str(budget), "--stop-after", str(stop_after)])
+        runs.append(m)
+        print("kernel budget %.0f MB: peak RSS of all processes %.0f MB (goal <= 4096), wall %.1f s, %.1f CPU-s; "
+              "estimate_peak_memory %.0f MB; best %s" % (m["budget_mb"], m["peak_tree_mb"], m["wall_s"], m["cpu_s"],
+                                                          m["estimate_mb"], m["best"]))
+    if len(runs) == 2:
+        a, b = runs
+        same = sum(a["table"][k] == b["table"][k] for k in a["table"])
+        print("per-configuration fold counts identical: %d/%d; best %s" % (
+            same, len(a["table"]), "identical" if a["best"] == b["best"] else "DIFFERENT"))
+    print(_load_average() + " at end")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="ab-real-1,synthetic-2000")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--naive-sample", type=int, default=60, help="cells timed for the synthetic baseline")
-    parser.add_argument("--memory", type=int, metavar="N",
-                        help="instead: peak RSS of a synthetic N-recording run vs estimate_peak_memory")
-    parser.add_argument("--child", choices=["ours", "naive", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=2, help="at most this many worker processes for ours")
+    parser.add_argument("--quick", action="store_true", help="skip the naive baseline on AB's whole grid")
+    parser.add_argument("--profile", action="store_true", help="profile a one-configuration job in one process")
+    parser.add_argument("--datasets", default="ab-real-1", help="ab-real-1 and/or synthetic-N, comma-separated")
+    parser.add_argument("--naive-sample", type=int, default=60, help="fits timed for a synthetic naive baseline")
+    parser.add_argument("--memory", type=int, metavar="N", help="peak RSS, wall and CPU-s on synthetic-N")
+    parser.add_argument("--grid", choices=["one", "small", "basic", "ab"], default="one",
+                        help="with --memory: one configuration, 90 fits on basic, the 720-fit basic grid, or AB's")
+    parser.add_argument("--budget-mb", type=float, default=0.0,
+                        help="with --memory: kernel memory budget (default: half of the available RAM)")
+    parser.add_argument("--compare-mb", type=float, default=0.0,
+                        help="with --memory: train again with this budget and compare every fold count")
+    parser.add_argument("--stop-after", type=int, default=0,
+                        help="with --memory: stop after this many fits (peak of a grid too long to finish)")
+    parser.add_argument("--child", choices=["ours", "naive", "memory", "profile", "bundle"], help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
+    parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--sample", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child == "ours":
-        print(json.dumps(child_ours(args.dataset, args.workers)))
-        return 0
-    if args.child == "naive":
-        print(json.dumps(child_naive(args.dataset, args.sample)))
-        return 0
-    if args.child == "memory":
-        print(json.dumps(child_memory(args.dataset, args.workers)))
+    if args.child:
+        options = json.loads(args.options)
+        if args.child == "ours":
+            out = child_ours(args.dataset, args.workers, options)
+        elif args.child == "naive":
+            out = child_naive(args.dataset, options, args.sample)
+        elif args.child == "memory":
+            out = child_memory(args.dataset, args.workers, options, args.budget_mb, args.stop_after)
+        elif args.child == "bundle":
+            out = child_bundle(args.dataset, options)
+        else:
+            out = child_profile(args.dataset, options)
+        print(json.dumps(out))
         return 0
     if not os.path.isdir(AB_REAL_1):
         print("needs ../shared/data/ab-real-1 beside the repository", file=sys.stderr)
         return 1
+    if args.profile:
+        r = run_child(["--child", "profile", "--dataset", "ab-real-1", "--options", json.dumps(ONE_CONFIG)])
+        print("one configuration on ab-real-1 in one process: %.2f CPU-s, %.2f s wall; %s" % (
+            r["cpu_s"], r["wall_s"], _load_average()))
+        for label, seconds in r["phases"]:
+            print("  %-45s %6.2f CPU-s" % (label, seconds))
+        print(r["profile"])
+        return 0
     if args.memory:
-        m = run_child(["--child", "memory", "--dataset", "synthetic-%d" % args.memory, "--workers", str(args.workers)])
-        total = m["rss"]["parent_mb"] + args.workers * m["rss"]["largest_worker_mb"]
-        print("synthetic-%d, %d workers: parent peak %.0f MB (parsed documents alone %.0f MB), largest worker "
-              "%.0f MB, parent + workers x worker = %.0f MB; estimate_peak_memory (without documents) %.0f MB"
-              % (args.memory, args.workers, m["rss"]["parent_mb"], m["documents_mb"],
-                 m["rss"]["largest_worker_mb"], total, m["estimate_mb"]))
+        report_memory(args.memory, args.workers, args.budget_mb, args.grid, args.compare_mb, args.stop_after)
         return 0
     for name in args.datasets.split(","):
-        compare(name, args.workers, 0 if name == "ab-real-1" else args.naive_sample)
+        if name == "ab-real-1":
+            report_ab_real_1(args.workers, args.quick)
+        else:
+            report_synthetic(name, args.workers, args.naive_sample)
     return 0
 
 

@@ -34,6 +34,8 @@ class UnitInput(NamedTuple):
     test: np.ndarray
     n_classes: int
     error: Optional[str] = None
+    kernel_mode: str = "precomputed"  # or "libsvm": libsvm computes kernels in its cache (memory budget)
+    cache_mb: float = SVM_CACHE_MB
 
 
 class CellOutcome:
@@ -100,16 +102,36 @@ def _fit_and_score(k_train: np.ndarray, k_test: np.ndarray, y_train: np.ndarray,
     return CellOutcome(True, correct, int(len(y_test)), confusion.tolist())
 
 
+def _fit_and_score_features(x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray,
+                            cell: Cell, n_classes: int, cache_mb: float, balanced: bool = False) -> CellOutcome:
+    """The same cell with libsvm computing its own kernel rows (memory = its cache, not n^2)."""
+    from sklearn.svm import SVC
+
+    kind, c, g = cell
+    if len(set(y_train.tolist())) < 2:
+        return CellOutcome(False, error="the training fold holds only one class")
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    if len(y_test):
+        svc = SVC(C=2.0 ** c, kernel="rbf" if kind == "RBF" else "poly", gamma=2.0 ** g, degree=3, coef0=0.0,
+                  tol=SVM_TOL, shrinking=True, cache_size=cache_mb, class_weight="balanced" if balanced else None)
+        svc.fit(x_train, y_train)
+        np.add.at(confusion, (y_test, svc.predict(x_test).astype(np.int64)), 1)
+    return CellOutcome(True, int(np.trace(confusion)), int(len(y_test)), confusion.tolist())
+
+
 def run_unit(unit: UnitInput, cells: Sequence[Cell],
              should_stop: Optional[Callable[[], bool]] = None) -> Iterator[Tuple[Cell, CellOutcome]]:
     """Yield each cell's outcome as it finishes; a unit that cannot be trained fails every cell."""
     started = time.monotonic()
     reason = unit.error
     parts = None
+    x_train = x_test = None
     if reason is None:
         try:
             x_train, x_test = fold_features(unit)
-            parts = KernelParts(x_train, x_test)
+            if unit.kernel_mode == "precomputed":
+                parts = KernelParts(x_train, x_test)
+                x_train = x_test = None  # the Gram matrices are all the unit needs now
         except FoldError as e:
             reason = str(e)
     if reason is not None:
@@ -124,10 +146,14 @@ def run_unit(unit: UnitInput, cells: Sequence[Cell],
             return
         kind, c, g = cell[0], cell[1], cell[2]
         balanced = bool(cell[3]) if len(cell) > 3 else False
-        if current != (kind, g):
-            k_train, k_test = parts.kernel(kind, 2.0 ** g)
-            current = (kind, g)
-        outcome = _fit_and_score(k_train, k_test, y_train, y_test, c, unit.n_classes, balanced)
+        if parts is None:
+            outcome = _fit_and_score_features(x_train, x_test, y_train, y_test, (kind, c, g), unit.n_classes,
+                                              unit.cache_mb, balanced)
+        else:
+            if current != (kind, g):
+                k_train, k_test = parts.kernel(kind, 2.0 ** g)
+                current = (kind, g)
+            outcome = _fit_and_score(k_train, k_test, y_train, y_test, c, unit.n_classes, balanced)
         now = time.monotonic()
         outcome.seconds = now - started
         started = now

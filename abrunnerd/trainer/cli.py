@@ -57,7 +57,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--normalize", action="store_true", help="reduce every class to the smallest class's size")
     parser.add_argument("--seed", type=int, help="seed of folds and sampling (default: 42 for the AB form, "
                                                  "1 for Gaia's forms, as Gaia's scripts; a project's own seed)")
-    parser.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
+    parser.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="at most N worker processes (default: all cores; a cost estimate keeps small grids "
+                             "in this process)")
     parser.add_argument("--checkpoint", metavar="FILE", help="checkpoint log (default: OUTDIR/checkpoint.jsonl)")
     parser.set_defaults(handler=handler)
 

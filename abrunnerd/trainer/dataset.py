@@ -13,16 +13,21 @@ from abrunnerd.trainer.errors import DatasetError
 
 
 class Dataset:
-    """Ground truth, stripped low-level documents and artists, keyed by recording MBID."""
+    """Ground truth, stripped low-level documents and artists, keyed by recording MBID.
 
-    __slots__ = ("name", "groundtruth", "documents", "artists")
+    ``merged``: instead of documents, the merge's result itself (a version-2 features
+    bundle, ``abrunnerd.trainer.bundle``); ``documents`` is then empty.
+    """
+
+    __slots__ = ("name", "groundtruth", "documents", "artists", "merged")
 
     def __init__(self, name: str, groundtruth: Dict[str, str], documents: Dict[str, Dict[str, Any]],
-                 artists: Optional[Dict[str, Optional[str]]] = None) -> None:
+                 artists: Optional[Dict[str, Optional[str]]] = None, merged: Any = None) -> None:
         self.name = name
         self.groundtruth = groundtruth
         self.documents = documents
         self.artists = {} if artists is None else artists  # type: Dict[str, Optional[str]]
+        self.merged = merged
 
     def __repr__(self) -> str:
         return "Dataset(%r, %d recordings)" % (self.name, len(self.groundtruth))

@@ -37,26 +37,45 @@ def _number(value: Any, mbid: str, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DatasetError("recording %s: descriptor %s mixes numbers with %s"
                            % (mbid, name[1:], type(value).__name__))
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
     if math.isnan(v) or math.isinf(v) or abs(v) > F32_MAX:
         raise DatasetError("recording %s: descriptor %s contains %r, which Gaia cannot train on "
                            "(NaN, infinity or beyond float32); fix or remove this recording" % (mbid, name[1:], value))
     return v
 
 
+_NUMBER_TYPES = frozenset((int, float))
+
+
+def _numbers(values: List[Any], mbid: str, name: str) -> np.ndarray:
+    """A list of JSON numbers as float32, checked in one vectorised pass (the slow path names the culprit)."""
+    if set(map(type, values)) <= _NUMBER_TYPES:  # type(): bool is not int here
+        try:
+            arr = np.array(values, dtype=np.float64)
+        except OverflowError:
+            arr = None
+        if arr is not None and bool((np.abs(arr) <= F32_MAX).all()):  # False for NaN and inf too
+            return arr.astype(np.float32)
+    return np.array([_number(v, mbid, name) for v in values], dtype=np.float32)
+
+
 def leaf_value(value: Any, mbid: str, name: str) -> Optional[Tuple[int, Any]]:
-    """(type, values) of one leaf: REAL -> list of floats, STRING -> list of str; None = skipped."""
+    """(type, values) of one leaf: REAL -> float32 array (a 1-tuple of float for a number),
+    STRING -> list of str; None = skipped."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
         return STRING, [value]
     if isinstance(value, (int, float)):
-        return REAL, [_number(value, mbid, name)]
+        return REAL, (_number(value, mbid, name),)  # a 1-tuple: cheaper than an array per scalar
     if not isinstance(value, list):
         raise DatasetError("recording %s: descriptor %s has an unsupported value of type %s"
                            % (mbid, name[1:], type(value).__name__))
     if not value:
-        return REAL, []
+        return REAL, np.zeros(0, dtype=np.float32)
     first = value[0]
     if isinstance(first, str):
         if not all(isinstance(v, str) for v in value):
@@ -64,38 +83,36 @@ def leaf_value(value: Any, mbid: str, name: str) -> Optional[Tuple[int, Any]]:
         return STRING, list(value)
     if isinstance(first, list):
         rows = len(value)
-        cols = len(first) if isinstance(first, list) else -1
-        flat: List[float] = [float(rows), float(cols)]
+        cols = len(first)
+        parts = [np.array([rows, cols], dtype=np.float32)]
         for row in value:
             if not isinstance(row, list) or len(row) != cols:
                 raise DatasetError("recording %s: descriptor %s is a matrix with rows of different lengths"
                                    % (mbid, name[1:]))
-            flat.extend(_number(v, mbid, name) for v in row)
-        return REAL, flat
+            parts.append(_numbers(row, mbid, name))
+        return REAL, np.concatenate(parts)
     if isinstance(first, bool) or not isinstance(first, (int, float)):
         raise DatasetError("recording %s: descriptor %s is a list of %s, which Gaia cannot read"
                            % (mbid, name[1:], type(first).__name__))
-    return REAL, [_number(v, mbid, name) for v in value]
+    return REAL, _numbers(value, mbid, name)
+
+
+def flatten_leaves(doc: Dict[str, Any], mbid: str) -> Dict[str, Tuple[int, Any]]:
+    """``{full name: (type, values)}`` as ``leaf_value`` gives them (the merge's one pass)."""
+    out = {}
+    for name, value in iter_leaves(doc):
+        leaf = leaf_value(value, mbid, name)
+        if leaf is not None:
+            out[name] = leaf
+    return out
 
 
 def flatten_document(doc: Dict[str, Any], mbid: str) -> Dict[str, Tuple[int, Any]]:
     """``{full name: (type, values)}``; REAL values as float32 arrays, STRING as lists."""
-    out = {}
-    for name, value in iter_leaves(doc):
-        leaf = leaf_value(value, mbid, name)
-        if leaf is None:
-            continue
-        kind, values = leaf
-        out[name] = (kind, np.asarray(values, dtype=np.float32) if kind == REAL else values)
-    return out
+    return {name: (kind, np.asarray(v, dtype=np.float32) if kind == REAL else v)
+            for name, (kind, v) in flatten_leaves(doc, mbid).items()}
 
 
-def signature(doc: Dict[str, Any], mbid: str) -> Tuple[Tuple[str, int, int], ...]:
-    """The document's layout as sorted (name, type, length) triples; validates every value."""
-    sig = []
-    for name, value in iter_leaves(doc):
-        leaf = leaf_value(value, mbid, name)
-        if leaf is not None:
-            sig.append((name, leaf[0], len(leaf[1])))
-    sig.sort()
-    return tuple(sig)
+def signature(flat: Dict[str, Tuple[int, Any]]) -> Tuple[Tuple[str, int, int], ...]:
+    """A flattened document's layout as sorted (name, type, length) triples."""
+    return tuple(sorted((name, kind, len(values)) for name, (kind, values) in flat.items()))

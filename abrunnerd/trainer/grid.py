@@ -20,6 +20,28 @@ OnCell = Callable[[str, int, Cell, CellOutcome], None]
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 5.0
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+# Cost model (seconds on one core of the 2-core test machine; benchmarks/train_grid.py --profile):
+# one cell = one SVC fit + predict on a precomputed kernel, dominated by libsvm's solver;
+# starting the pool = spawning interpreters that import numpy + scikit-learn and receive the data.
+CELL_BASE_SECONDS = 1e-4
+CELL_SECONDS_PER_PAIR = 1.3e-8  # x n_train^2
+POOL_START_SECONDS = 1.5
+
+
+def estimate_cell_seconds(n_recordings: int, nfold: int) -> float:
+    n_train = n_recordings * (nfold - 1) / float(nfold)
+    return CELL_BASE_SECONDS + CELL_SECONDS_PER_PAIR * n_train * n_train
+
+
+def useful_workers(requested: int, n_recordings: int, cells: int, units: int, nfold: int) -> int:
+    """How many worker processes finish the grid soonest: 1 (in this process) unless the
+    estimated compute time saved by ``w`` processes exceeds the cost of starting them;
+    never more than the units to run or the CPUs."""
+    w = max(1, min(int(requested), int(units), os.cpu_count() or 1))
+    if w == 1:
+        return 1
+    compute = cells * estimate_cell_seconds(n_recordings, nfold)
+    return w if POOL_START_SECONDS + compute / w < compute else 1
 
 
 def run_tasks(tasks: List[Task], on_cell: OnCell, pool: Optional["WorkerPool"] = None,

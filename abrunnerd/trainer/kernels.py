@@ -1,8 +1,10 @@
 """Kernel matrices from one Gram matrix per (preprocessing, fold), with libsvm's arithmetic.
 
 RBF ``exp(-gamma * (|x|^2 + |y|^2 - 2<x,y>))`` is how libsvm's trainer computes it; poly
-``(gamma <x,y>)^3`` uses libsvm's ``powi`` order (``b * (b*b)``).  Every gamma is
-derived from the same squared-distance or Gram matrix, written into a reused buffer.
+``(gamma <x,y>)^3`` uses libsvm's ``powi`` order (``b * (b*b)``).  Only the Gram matrices
+and one kernel buffer each are kept (2 float64 matrices for train x train, 2 for
+test x train: ``16 n_train n`` bytes); squared distances are rebuilt per gamma in the
+buffer, in the same order of operations, so the kernels are bit-identical to keeping them.
 """
 from typing import Tuple
 
@@ -10,39 +12,35 @@ import numpy as np
 
 
 CHUNK_ROWS = 256  # temporaries stay at CHUNK_ROWS x n, not n x n
+BUFFERS = 2  # per part: Gram + the current kernel
 
 
 class KernelParts:
-    """Gram and squared-distance matrices of train x train and test x train."""
+    """Gram matrices of train x train and test x train, and a reused kernel buffer for each."""
 
     def __init__(self, x_train: np.ndarray, x_test: np.ndarray) -> None:
-        sq = np.einsum("ij,ij->i", x_train, x_train)
-        sq_test = np.einsum("ij,ij->i", x_test, x_test)
+        self.sq = np.einsum("ij,ij->i", x_train, x_train)
+        self.sq_test = np.einsum("ij,ij->i", x_test, x_test)
         self.gram = x_train @ x_train.T
         self.gram_test = x_test @ x_train.T
-        self.dist = _distances(sq, sq, self.gram)
-        self.dist_test = _distances(sq_test, sq, self.gram_test)
         self._buf = np.empty_like(self.gram)
         self._buf_test = np.empty_like(self.gram_test)
 
     def kernel(self, kind: str, gamma: float) -> Tuple[np.ndarray, np.ndarray]:
         """(train, test) kernel matrices for ``kind`` in {"RBF", "poly"}; valid until the next call."""
         if kind == "RBF":
-            return (_rbf(self.dist, gamma, self._buf), _rbf(self.dist_test, gamma, self._buf_test))
+            return (_rbf(self.sq, self.sq, self.gram, gamma, self._buf),
+                    _rbf(self.sq_test, self.sq, self.gram_test, gamma, self._buf_test))
         return (_poly(self.gram, gamma, self._buf), _poly(self.gram_test, gamma, self._buf_test))
 
 
-def _distances(sq_rows: np.ndarray, sq_cols: np.ndarray, gram: np.ndarray) -> np.ndarray:
-    """``(|x|^2 + |y|^2) - 2<x,y>`` in libsvm's order, without n x n temporaries."""
-    out = np.add(sq_rows[:, None], sq_cols[None, :])
+def _rbf(sq_rows: np.ndarray, sq_cols: np.ndarray, gram: np.ndarray, gamma: float, out: np.ndarray) -> np.ndarray:
+    """``exp(-gamma * ((|x|^2 + |y|^2) - 2<x,y>))`` in libsvm's order, without n x n temporaries."""
+    np.add(sq_rows[:, None], sq_cols[None, :], out=out)
     for start in range(0, out.shape[0], CHUNK_ROWS):
         rows = slice(start, start + CHUNK_ROWS)
         out[rows] -= 2.0 * gram[rows]
-    return out
-
-
-def _rbf(dist: np.ndarray, gamma: float, out: np.ndarray) -> np.ndarray:
-    np.multiply(dist, -gamma, out=out)
+    np.multiply(out, -gamma, out=out)
     return np.exp(out, out=out)
 
 

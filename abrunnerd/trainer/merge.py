@@ -5,13 +5,13 @@ ones every document has with the same type (the rest are counted as dropped inst
 dropping whole documents); then removevl, fixlength and the cleaner, recorded as Gaia
 records them: one ``remove`` (on the raw, all-VL layout) and one ``fixlength``.
 """
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
 from abrunnerd.gaia.chain import REAL, VARIABLE, Descriptor, Layout, Step, StringList
 from abrunnerd.trainer.errors import DatasetError
-from abrunnerd.trainer.flatten import iter_leaves, leaf_value, signature
+from abrunnerd.trainer.flatten import flatten_leaves, signature
 from abrunnerd.trainer.frame import Frame, real_constant
 from abrunnerd.trainer.patterns import PatternError, resolve
 
@@ -27,12 +27,12 @@ class Merged(NamedTuple):
     excluded: List[str]  # matched by excludedDescriptors
 
 
-def common_layout(documents: Dict[str, dict], ids: Sequence[str]) -> Tuple[Dict[str, int], Dict[str, set],
-                                                                            Dict[str, List[str]]]:
+def common_layout(flats: Dict[str, Dict[str, Tuple[int, Any]]], ids: Sequence[str]
+                  ) -> Tuple[Dict[str, int], Dict[str, set], Dict[str, List[str]]]:
     """Types of descriptors every document has with one type; their lengths; and what was dropped."""
     distinct: Dict[tuple, List[str]] = {}
     for mbid in ids:
-        distinct.setdefault(signature(documents[mbid], mbid), []).append(mbid)
+        distinct.setdefault(signature(flats[mbid]), []).append(mbid)
     types: Dict[str, set] = {}
     lengths: Dict[str, set] = {}
     holders: Dict[str, int] = {}
@@ -52,15 +52,22 @@ def common_layout(documents: Dict[str, dict], ids: Sequence[str]) -> Tuple[Dict[
     return common, lengths, dropped
 
 
-def merge_documents(documents: Dict[str, dict], exclude: Sequence[str] = (), fail_on_unmatched: bool = False) -> Merged:
-    """``exclude``: Gaia's ``excludedDescriptors`` patterns, removed with the merge's own removals."""
+def merge_documents(documents: Dict[str, dict], exclude: Sequence[str] = (), fail_on_unmatched: bool = False,
+                    release: bool = False) -> Merged:
+    """Flatten (and validate) every document once, in MBID order, then build the columns from that.
+
+    ``exclude``: Gaia's ``excludedDescriptors`` patterns, removed with the merge's own removals.
+    ``release``: remove each document from ``documents`` once flattened (memory).
+    """
     ids = sorted(documents)
     if not ids:
         raise DatasetError("the dataset has no recordings")
-    types, lengths, dropped = common_layout(documents, ids)
+    flats = {}
+    for mbid in ids:
+        flats[mbid] = flatten_leaves(documents.pop(mbid) if release else documents[mbid], mbid)
+    types, lengths, dropped = common_layout(flats, ids)
     if not types:
         raise DatasetError("the low-level documents have no descriptor in common")
-    raw_layout = Layout([Descriptor(n, t, VARIABLE, 1) for n, t in sorted(types.items())])
     try:
         excluded = resolve(exclude, sorted(types), fail_on_unmatched=fail_on_unmatched) if exclude else []
     except PatternError as e:
@@ -69,23 +76,31 @@ def merge_documents(documents: Dict[str, dict], exclude: Sequence[str] = (), fai
     variable = sorted(n for n in types if n not in excluded and (len(lengths[n]) > 1 or 0 in lengths[n]))
     fixed = {n: next(iter(lengths[n])) for n in types if n not in set(variable) and n not in excluded}
     values: Dict[str, np.ndarray] = {}
-    for n, size in fixed.items():
-        values[n] = np.empty((len(ids), size), dtype=np.float32 if types[n] == REAL else object)
-    for row, mbid in enumerate(ids):
-        for name, value in iter_leaves(documents[mbid]):
-            if name in fixed:
-                values[name][row, :] = leaf_value(value, mbid, name)[1]
+    for n in sorted(fixed):
+        column = [flats[mbid][n][1] for mbid in ids]
+        if types[n] == REAL:
+            values[n] = np.array(column, dtype=np.float32)
+        else:
+            values[n] = np.empty((len(ids), fixed[n]), dtype=object)
+            values[n][:, :] = column
+    del flats
     constant = sorted(n for n in fixed if types[n] == REAL and bool(np.all(real_constant(values[n]))))
     for n in constant:
         del values[n]
+    return assemble(Frame(ids, values, {n: types[n] for n in values}), types, dropped, variable, constant, excluded)
+
+
+def assemble(frame: Frame, raw_types: Dict[str, int], dropped: Dict[str, List[str]], variable: Sequence[str],
+             constant: Sequence[str], excluded: Sequence[str]) -> Merged:
+    """The merge's result from its decisions (also how a reduced features bundle is turned into one)."""
+    raw_layout = Layout([Descriptor(n, t, VARIABLE, 1) for n, t in sorted(raw_types.items())])
     removed = sorted(set(variable) | set(constant) | set(excluded))
-    frame = Frame(ids, values, {n: types[n] for n in values})
     steps = []
     if removed:
         steps.append(Step("remove", "removedesc", {"descriptorNames": StringList(removed)},
                           {"descriptorNames": StringList(removed)}, {}, raw_layout))
-    kept = sorted(values)
-    vl_layout = Layout([Descriptor(n, types[n], VARIABLE, 1) for n in kept])
+    kept = frame.names()
+    vl_layout = Layout([Descriptor(n, raw_types[n], VARIABLE, 1) for n in kept])
     steps.append(Step("fixlength", "fixlengthapplier", {"descriptorNames": StringList(kept)},
                       {"descriptorNames": StringList(kept)}, {}, vl_layout))
-    return Merged(frame, steps, raw_layout, dropped, removed, variable, constant, sorted(excluded))
+    return Merged(frame, steps, raw_layout, dropped, removed, sorted(variable), sorted(constant), sorted(excluded))

@@ -16,6 +16,7 @@ from abrunnerd.gaia.chain import REAL, STRING, VARIABLE, Descriptor, Layout, Ste
 from abrunnerd.trainer import steps as fit
 from abrunnerd.trainer.errors import PredictionError
 from abrunnerd.trainer.frame import Frame
+from abrunnerd.trainer.kernels import CHUNK_ROWS
 from abrunnerd.trainer.libsvm_predict import svm_model_from_sklearn
 
 SVM_KERNELS = {"RBF": "rbf", "poly": "polynomial"}
@@ -47,12 +48,33 @@ class FinalModel(NamedTuple):
         return predict_documents(self.steps, documents)
 
 
+def full_kernel(x: np.ndarray, kernel: str, gamma: float) -> np.ndarray:
+    """The n x n training kernel in one float64 matrix (the Gram matrix, transformed in place by row
+    blocks with the cross-validation kernels' arithmetic)."""
+    sq = np.einsum("ij,ij->i", x, x)
+    k = x @ x.T
+    for start in range(0, k.shape[0], CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        block = k[rows]
+        if kernel == "RBF":
+            dist = np.add(sq[rows, None], sq[None, :])
+            dist -= 2.0 * block
+            np.multiply(dist, -gamma, out=dist)
+            block[...] = np.exp(dist)
+        else:
+            np.multiply(block, gamma, out=block)
+            block *= block * block
+    return k
+
+
 def fit_final(frame: Frame, head: List[Step], y: np.ndarray, class_mapping: List[str], slug: str,
-              kernel: str, c: int, gamma: int, seed: int, balance_classes: Optional[bool] = None) -> FinalModel:
+              kernel: str, c: int, gamma: int, seed: int, balance_classes: Optional[bool] = None,
+              memory_budget: Optional[int] = None) -> FinalModel:
     """Steps 3-4 of spec §13 on the preprocessed training data; ``head`` = merge + preprocessing steps.
 
     ``balance_classes``: None for AB's grid (no such parameter in the history), else Gaia master's
     ``balanceClasses`` (class weights N / (K N_k), scikit-learn's "balanced").
+    The kernel is precomputed when its n^2 float64 fit ``memory_budget`` (None: always).
     """
     from sklearn.svm import SVC
 
@@ -64,11 +86,19 @@ def fit_final(frame: Frame, head: List[Step], y: np.ndarray, class_mapping: List
     add_step = Step("addfield", "addfieldapplier", {"string": class_name}, {"string": class_name}, {}, layout)
     with_class = _with(layout, Descriptor("." + class_name, STRING, VARIABLE, 1))
     x = f.feature_matrix().astype(np.float64)
-    svc = SVC(C=2.0 ** c, kernel=SVM_KERNELS[kernel].replace("polynomial", "poly"), gamma=2.0 ** gamma,
-              degree=3, coef0=0.0, tol=1e-3, shrinking=True, probability=True, cache_size=100,
-              random_state=seed % (2 ** 32), class_weight="balanced" if balance_classes else None)
-    svc.fit(x, y)
-    model = svm_model_from_sklearn(svc, SVM_KERNELS[kernel], 2.0 ** gamma)
+    weights = "balanced" if balance_classes else None
+    if memory_budget is None or 8 * x.shape[0] ** 2 <= memory_budget:
+        # One kernel with BLAS, shared by the fit and Platt's five internal folds
+        svc = SVC(C=2.0 ** c, kernel="precomputed", tol=1e-3, shrinking=True, probability=True,
+                  cache_size=100, random_state=seed % (2 ** 32), class_weight=weights)
+        svc.fit(full_kernel(x, kernel, 2.0 ** gamma), y)
+        model = svm_model_from_sklearn(svc, SVM_KERNELS[kernel], 2.0 ** gamma, features=x)
+    else:  # over the budget: libsvm computes kernel rows in its cache
+        svc = SVC(C=2.0 ** c, kernel=SVM_KERNELS[kernel].replace("polynomial", "poly"), gamma=2.0 ** gamma,
+                  degree=3, coef0=0.0, tol=1e-3, shrinking=True, probability=True, cache_size=100,
+                  random_state=seed % (2 ** 32), class_weight=weights)
+        svc.fit(x, y)
+        model = svm_model_from_sklearn(svc, SVM_KERNELS[kernel], 2.0 ** gamma)
     analyzer = {"className": class_name, "type": "C-SVC", "kernel": kernel, "c": 2.0 ** c,
                 "gamma": 2.0 ** gamma, "probability": True}
     if balance_classes is not None:

@@ -15,7 +15,8 @@ from abrunnerd.trainer.errors import DatasetError, FoldError, TrainingStopped
 from abrunnerd.trainer.folds import artist_folds, balance_classes, gaia_folds
 from abrunnerd.trainer.dataset import Dataset
 from abrunnerd.trainer.frame import Frame
-from abrunnerd.trainer.grid import WorkerPool, run_tasks
+from abrunnerd.trainer.grid import WorkerPool, run_tasks, useful_workers
+from abrunnerd.trainer.memory import UnitPlan, kernel_budget, plan_units
 from abrunnerd.trainer.merge import Merged, merge_documents
 from abrunnerd.trainer.model import class_order, fit_final, slugify
 from abrunnerd.trainer.options import TrainOptions
@@ -39,14 +40,17 @@ class Prepared(NamedTuple):
     sets: Dict[str, "PreparedSet"]
     folds: Dict[str, int]
 
-    def unit(self, prep: str, fold: int) -> UnitInput:
+    def unit(self, prep: str, fold: int, plan: Optional[UnitPlan] = None) -> UnitInput:
         """The worker input of one (preprocessing, fold); the feature matrix is shared by the folds."""
         prepared_set = self.sets[prep]
         fold_of = np.array([self.folds[m] for m in self.ids])
         train = np.flatnonzero(fold_of != fold)
         test = np.flatnonzero(fold_of == fold)
-        return UnitInput(prep, fold, prepared_set.features, prepared_set.blocks, self.y, train, test,
+        unit = UnitInput(prep, fold, prepared_set.features, prepared_set.blocks, self.y, train, test,
                          len(self.classes), prepared_set.error)
+        if plan is not None and plan.mode != "precomputed":
+            unit = unit._replace(kernel_mode=plan.mode, cache_mb=plan.cache_mb)
+        return unit
 
 
 class PreparedSet(NamedTuple):
@@ -78,12 +82,23 @@ def check_groundtruth(groundtruth: Dict[str, str], documents: Dict[str, Any]) ->
                                % (cls, by_class[cls][0]))
 
 
-def prepare(ds: Dataset, opts: TrainOptions, only: Optional[Sequence[str]] = None) -> Prepared:
-    check_groundtruth(ds.groundtruth, ds.documents)
+def prepare(ds: Dataset, opts: TrainOptions, only: Optional[Sequence[str]] = None,
+            release_documents: bool = False) -> Prepared:
     groundtruth, held_out = dict(ds.groundtruth), {}
-    if opts.normalize:
-        groundtruth, held_out = balance_classes(groundtruth, opts.seed)
-    merged = merge_documents({m: ds.documents[m] for m in groundtruth}, opts.excluded, opts.fail_on_unmatched)
+    if ds.merged is not None:  # a version-2 bundle: merged by the server, for exactly these recordings
+        check_groundtruth(ds.groundtruth, {m: {} for m in ds.merged.frame.ids})
+        if opts.normalize or opts.excluded:
+            raise DatasetError("this features bundle cannot train a job with normalize or excluded descriptors; "
+                               "the server should have sent the complete form")
+        merged = ds.merged
+    else:
+        check_groundtruth(ds.groundtruth, ds.documents)
+        if opts.normalize:
+            groundtruth, held_out = balance_classes(groundtruth, opts.seed)
+        documents = {m: ds.documents[m] for m in groundtruth}
+        if release_documents:
+            ds.documents.clear()  # ours now: merge_documents drops each as it is flattened
+        merged = merge_documents(documents, opts.excluded, opts.fail_on_unmatched, release=release_documents)
     template = opts.template or choose_template([d.name for d in merged.raw_layout.descriptors])
     sets = {}
     for name in opts.preprocessing_values:
@@ -201,14 +216,33 @@ class _NoPool:
 
 
 def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkpoint_path: Optional[str] = None,
-          progress: ProgressFn = None, should_stop: Optional[Callable[[], bool]] = None) -> TrainResult:
-    """Run the whole search; see the package docstring for the contract."""
-    # Never more processes than CPUs or grid cells (--jobs 64 on 10 cells spawned 64).
-    workers = max(1, min(workers or os.cpu_count() or 1, os.cpu_count() or 1,
-                         len(opts.combinations()) * opts.nfold))
+          progress: ProgressFn = None, should_stop: Optional[Callable[[], bool]] = None,
+          pool: str = "auto", memory_budget: Optional[int] = None, release_documents: bool = False) -> TrainResult:
+    """Run the whole search; see the package docstring for the contract.
+
+    ``workers`` is the most processes to use (default: the CPUs; never more than CPUs or
+    units: --jobs 64 on 10 cells spawned 64); with ``pool="auto"`` a cost estimate
+    decides whether worker processes finish sooner than this process (small grids and
+    datasets train in-process); ``pool="always"`` uses them regardless.
+    ``memory_budget``: bytes for kernel matrices of all concurrent units (default
+    ``memory.kernel_budget()``); it limits how many units run at once and, when one
+    unit's kernels exceed it, lets libsvm compute kernel rows in its cache instead.
+    ``release_documents``: empty ``ds.documents`` as they are merged (the caller no
+    longer needs them; a large dataset then never holds documents and frame at once).
+    """
+    workers = max(1, min(workers or os.cpu_count() or 1, os.cpu_count() or 1))
+    units = len(opts.preprocessing_values) * opts.nfold
+    n_cells = len(opts.configurations()) * opts.nfold
+    plan = plan_units(len(ds.groundtruth), opts.nfold, workers,
+                      kernel_budget() if memory_budget is None else memory_budget)
+    workers = min(workers, plan.concurrent)
+    if pool == "always":
+        workers = max(1, min(workers, units))
+    else:
+        workers = useful_workers(workers, len(ds.groundtruth), n_cells, units, opts.nfold)
     _report(progress, "preparing", 0, 0, None, "merging and preprocessing %d recordings" % len(ds.groundtruth))
     with (WorkerPool(workers) if workers > 1 else _NoPool()) as pool:
-        prepared = prepare(ds, opts)
+        prepared = prepare(ds, opts, release_documents=release_documents)
         keys = [(p, k, c, g, b, f) for (p, k, c, g, b) in opts.configurations() for f in range(opts.nfold)]
         log = Checkpoint(checkpoint_path, fingerprint(prepared, opts))
         try:
@@ -234,7 +268,7 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
                     cells = [(k, c, g) if b is None else (k, c, g, b) for (p, k, c, g, b, f) in keys
                              if p == prep and f == fold and (p, k, c, g, b, f) not in done]
                     if cells:
-                        tasks.append((prepared.unit(prep, fold), cells))
+                        tasks.append((prepared.unit(prep, fold, plan), cells))
             if should_stop is not None and should_stop():
                 raise TrainingStopped("stopped before training")
             run_tasks(tasks, on_cell, pool, should_stop)
@@ -247,7 +281,8 @@ def train(ds: Dataset, opts: TrainOptions, workers: Optional[int] = None, checkp
     chosen = prepared.sets[best.preprocessing]
     try:
         model = fit_final(chosen.frame, chosen.steps, prepared.y, prepared.classes, slugify(ds.name) or "dataset",
-                          best.kernel, best.c, best.gamma, opts.seed, best.balance_classes)
+                          best.kernel, best.c, best.gamma, opts.seed, best.balance_classes,
+                          memory_budget=kernel_budget() if memory_budget is None else memory_budget)
     except FoldError as e:
         raise DatasetError("the final model cannot be trained: %s" % e) from None
     merged = prepared.merged

@@ -347,13 +347,13 @@ def _result_job(job_id: str):
 
 def _predictions(row, classes) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
     def make() -> bytes:
-        from abrunnerd.features_bundle import decode_bundle
         from abrunnerd.gaia.history import loads_history
+        from abrunnerd.trainer.bundle import documents_for_prediction
         from abrunnerd.trainer.model import predict_documents
 
         with _engine().connect() as conn:
             model, bundle = queries.model_bytes(conn, row), queries.bundle_bytes(conn, row)
-        docs = {mbid: doc for mbid, doc, _artist in decode_bundle(bundle)}
+        docs = documents_for_prediction(bundle)  # either bundle version
         wanted = set(analysis.class_of(classes))
         preds = predict_documents(loads_history(model), {m: d for m, d in docs.items() if m in wanted})
         return json.dumps(preds, sort_keys=True, indent=1).encode("utf-8")

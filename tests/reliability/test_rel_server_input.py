@@ -287,7 +287,7 @@ def test_other_owner_cannot_replace_a_document_of_anothers_dataset(srv):
 def _genuine(srv):
     """Claim a fresh tiny-grid job and train it in-process on the server's own bundle."""
     trainer = pytest.importorskip("abrunnerd.trainer")
-    from abrunnerd.features_bundle import decode_bundle
+    from abrunnerd.trainer.bundle import dataset_from_bundle
     from abrunnerd.gaia.history import dumps_history
 
     api = Api(srv.base_url, srv.alice)
@@ -295,11 +295,8 @@ def _genuine(srv):
     lease = api.call("POST", "%s/%s/claim" % (JOBS, job_id), json=_claim_body()).json()["lease_id"]
     details = api.call("GET", "%s/%s" % (JOBS, job_id)).json()
     bundle = api.call("GET", "%s/%s/features" % (JOBS, job_id)).content
-    docs, artists = {}, {}
-    for mbid, doc, artist in decode_bundle(bundle):
-        docs[mbid], artists[mbid] = doc, artist
     gt = {m: c["name"] for c in details["dataset"]["classes"] for m in c["recordings"]}
-    res = trainer.train(trainer.Dataset(name="x", groundtruth=gt, documents=docs, artists=artists),
+    res = trainer.train(dataset_from_bundle(bundle, "x", gt),
                         trainer.TrainOptions.from_job_options(details["options"], seed=details["seed"]), workers=1)
     return api, job_id, lease, res.to_result_json(), dumps_history(res.model.steps)
 

@@ -6,7 +6,7 @@ import uuid
 import requests
 from helpers.jobflow import claim, details, example_model, new_job, ping, plausible_result, upload
 
-from abrunnerd.features_bundle import decode_bundle
+from abrunnerd.trainer.bundle import dataset_from_bundle
 
 
 def _claimed(world):
@@ -26,14 +26,16 @@ def test_claim_answers_lease_and_bundle_facts(world):
     assert int(r.headers["Content-Length"]) == lease["features_size"] == len(r.content)
     assert hashlib.sha256(r.content).hexdigest() == lease["features_sha256"] == r.headers["X-Content-SHA256"]
     assert r.headers["ETag"] == '"%s"' % lease["features_sha256"]
-    records = list(decode_bundle(r.content))
-    assert len(records) == 60
-    for _mbid, doc, artist in records:
-        assert "tags" not in doc["metadata"]
-        assert "sample_rate" not in doc["metadata"]["audio_properties"]
-        assert "lossless" not in doc["metadata"]["audio_properties"]
-        assert artist
-    assert details(world.srv, world.alice, job)["status"] == "running"
+    info = details(world.srv, world.alice, job)
+    assert info["status"] == "running"
+    groundtruth = {m: c["name"] for c in info["dataset"]["classes"] for m in c["recordings"]}
+    assert r.content[4] == 2, "a job of AB's preprocessing sets gets the reduced (version 2) bundle"
+    ds = dataset_from_bundle(r.content, "x", groundtruth)
+    assert sorted(ds.merged.frame.ids) == sorted(groundtruth) and len(groundtruth) == 60
+    names = [d.name for d in ds.merged.raw_layout.descriptors]
+    assert ".metadata.audio_properties.length" in names  # stripped as AB stripped, names kept for the history
+    assert not [n for n in names if n.startswith(".metadata.tags") or n.endswith((".sample_rate", ".lossless"))]
+    assert all(ds.artists[m] for m in groundtruth)
 
 
 def test_features_download_resumes_with_range(world):

@@ -14,7 +14,7 @@ from helpers.jobflow import claim, details, upload
 from helpers.server import REPO
 
 trainer = pytest.importorskip("abrunnerd.trainer", reason="abrunnerd.trainer (numpy, scikit-learn) not importable")
-from abrunnerd.features_bundle import decode_bundle  # noqa: E402
+from abrunnerd.trainer.bundle import dataset_from_bundle  # noqa: E402
 from abrunnerd.gaia.history import dumps_history  # noqa: E402
 
 GRID = ("--c-values", "1", "3", "--gamma-values", "-3", "-5", "--preprocessing", "basic")
@@ -33,11 +33,8 @@ def trained(tmp_path_factory):
     job = details(srv, token, jobs[0])
     lease = claim(srv, token, jobs[0]).json()
     bundle = requests.get(lease["features_url"], headers=srv.auth(token)).content
-    documents, artists = {}, {}
-    for mbid, doc, artist in decode_bundle(bundle):
-        documents[mbid], artists[mbid] = doc, artist
     groundtruth = {m: c["name"] for c in job["dataset"]["classes"] for m in c["recordings"]}
-    ds = trainer.Dataset(name=job["dataset"]["name"], groundtruth=groundtruth, documents=documents, artists=artists)
+    ds = dataset_from_bundle(bundle, job["dataset"]["name"], groundtruth)  # as the training process reads it
     res = trainer.train(ds, trainer.TrainOptions.from_job_options(job["options"], seed=job["seed"]), workers=1)
     result = res.to_result_json()
     result["runner"] = {"name": "spot-test", "version": "0", "python": "3", "sklearn": "x", "numpy": "x"}
@@ -104,9 +101,8 @@ def test_honest_result_with_empty_folds_passes(trained):
     job = details(srv, token, job_id)
     lease = claim(srv, token, job_id).json()
     bundle = requests.get(lease["features_url"], headers=srv.auth(token)).content
-    documents = {mbid: doc for mbid, doc, _artist in decode_bundle(bundle)}
     groundtruth = {m: c["name"] for c in job["dataset"]["classes"] for m in c["recordings"]}
-    ds = trainer.Dataset(name="tiny", groundtruth=groundtruth, documents=documents, artists={m: None for m in documents})
+    ds = dataset_from_bundle(bundle, "tiny", groundtruth)
     res = trainer.train(ds, trainer.TrainOptions.from_job_options(job["options"], seed=job["seed"]), workers=1)
     result = res.to_result_json()
     assert any(0 in c["fold_total"] for c in result["combinations"] if c["status"] == "ok"), "no empty fold"

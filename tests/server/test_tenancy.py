@@ -7,10 +7,11 @@ import json
 import shutil
 import uuid
 
+import numpy as np
 import requests
 from helpers.server import EXAMPLE_DATASET, ServerProcess
 
-from abrunnerd.features_bundle import decode_bundle
+from abrunnerd.trainer.bundle import dataset_from_bundle
 from abserver.datasets import document_id
 
 DOC_DIR = EXAMPLE_DATASET / "lowlevel"
@@ -59,9 +60,14 @@ def test_another_owners_earlier_document_does_not_poison_an_import(world, tmp_pa
     job = srv.submit(dataset_id, "--remote", "--c-values", "1", "--gamma-values", "-3", "--preprocessing", "basic")
     bundle = requests.get(srv.url("/datasets/evaluation/jobs/%s/features" % job), headers=srv.auth(world.alice))
     assert bundle.status_code == 200
-    trained_on = {mbid: doc for mbid, doc, _artist in decode_bundle(bundle.content)}
-    assert "poison" not in trained_on[victim]["lowlevel"]
-    assert trained_on[victim]["lowlevel"].keys() == genuine["lowlevel"].keys()
+    groundtruth = {m: c["name"] for c in data["classes"] for m in c["recordings"]}
+    trained_on = dataset_from_bundle(bundle.content, "tenancy", groundtruth).merged  # what the runner trains on
+    names = [d.name for d in trained_on.raw_layout.descriptors]
+    assert ".lowlevel.poison.mean" not in names
+    assert {n.split(".")[2] for n in names if n.startswith(".lowlevel.")} == set(genuine["lowlevel"])
+    row = trained_on.frame.ids.index(victim)
+    assert trained_on.frame.values[".lowlevel.spectral_centroid.mean"][row, 0] == np.float32(
+        genuine["lowlevel"]["spectral_centroid"]["mean"]), "alice's own values, not bob's"
 
 
 def test_low_level_serves_own_and_public_documents_only(world, tmp_path):

@@ -76,7 +76,7 @@ def test_predictions_survive_the_history_round_trip(small_dataset, small_result)
 
 
 def test_workers_give_the_same_result(small_dataset, small_result):
-    other = train(small_dataset, _opts(), workers=2)
+    other = train(small_dataset, _opts(), workers=2, pool="always")
     assert other.to_result_json() == small_result.to_result_json()
 
 
@@ -200,3 +200,33 @@ def test_memory_formula_fits_5000_recordings_in_4_gb():
     assert estimate_peak_memory(5000, opts, workers=2) < 4 * 1024 ** 3
     assert estimate_peak_memory(5000, opts, workers=2) > estimate_peak_memory(5000, opts, workers=1)
     assert estimate_peak_memory(2000, opts) < estimate_peak_memory(5000, opts)
+
+
+def test_cost_estimate_keeps_small_grids_in_process():
+    from abrunnerd.trainer.grid import useful_workers
+
+    assert useful_workers(2, 180, 5, 5, 5) == 1  # one configuration on ab-real-1's size
+    assert useful_workers(2, 180, 3600, 25, 5) == 1  # AB's grid on 180 recordings: starting workers costs more
+    assert useful_workers(2, 2000, 3600, 25, 5) == 2  # 2,000 recordings: worth it
+    assert useful_workers(8, 2000, 3600, 25, 5) <= 8
+    assert useful_workers(64, 5000, 10, 1, 5) == 1, "never more processes than units"
+
+
+def test_memory_budget_plans_units():
+    from abrunnerd.trainer.memory import plan_units, unit_kernel_bytes
+
+    k = unit_kernel_bytes(10000, 5)
+    assert 16 * 8000 * 10000 <= k < 16 * 8100 * 10000
+    assert plan_units(10000, 5, 2, 3 * k) == (2, "precomputed", 100.0, k)
+    assert plan_units(10000, 5, 2, k + 1).concurrent == 1, "two units' kernels do not fit: one at a time"
+    fallback = plan_units(10000, 5, 2, k // 2)
+    assert fallback.mode == "libsvm" and fallback.concurrent == 2 and fallback.cache_mb == k // 4 / 1024.0 ** 2
+    opts = TrainOptions(seed=42)
+    assert estimate_peak_memory(10000, opts, workers=2, memory_budget=k // 2) < estimate_peak_memory(
+        10000, opts, workers=2, memory_budget=3 * k)
+
+
+def test_budgeted_path_gives_the_unbudgeted_results(small_dataset, small_result):
+    """Over budget, libsvm computes its own kernel rows in its cache: the same cells, the same best."""
+    tight = train(small_dataset, _opts(), workers=1, memory_budget=1)
+    assert tight.to_result_json() == small_result.to_result_json()
