@@ -235,6 +235,7 @@ def cmd_serve(args) -> int:
         return 0
     from .serving import GunicornServer, gunicorn_options
 
+    os.environ["ABSERVER_CLIENT_TIMEOUT"] = str(args.client_timeout)  # read by the workers
     from .context import ENGINE_KEY
 
     # Refuse a bad schema or setting here, once, not in every worker; the workers open
@@ -354,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds an idle keep-alive connection is kept (default %(default)s)")
     p.add_argument("--max-requests", type=int, default=0,
                    help="restart a worker after this many requests, 0: never (default %(default)s)")
+    p.add_argument("--client-timeout", type=_positive, default=30,
+                   help="seconds a client may take to send a request's line and headers (default %(default)s)")
     p.add_argument("--dev", action="store_true", help="Flask's development server (one process, no limits)")
     add_timing_options(p)
     p.set_defaults(func=cmd_serve)
