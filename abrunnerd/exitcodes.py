@@ -44,8 +44,11 @@ TABLE = [
              "(the message names the file and the field or transformation)", "fix or replace that file"),
     ExitCode(NOINPUT, (C,), "inspect-history / predict: a file does not exist or cannot be read", "check the path"),
     ExitCode(UNAVAILABLE, (C,), "the daemon is not running (status, pause, resume, cancel) or the job "
-             "server cannot be reached or refused the request (check-config, jobs)",
-             "systemctl status abrunnerd; journalctl -u abrunnerd; check server_url"),
+             "server cannot be reached or refused the request (check-config, jobs); or, any command, a "
+             "library it needs is missing (the command stays listed in --help as \"(unavailable: ...)\" and "
+             "the message names the Python module and the Debian package)",
+             "systemctl status abrunnerd; journalctl -u abrunnerd; check server_url; or install the "
+             "package the message names"),
     ExitCode(SOFTWARE, (D,), "an unexpected error (a bug); the traceback is in the journal",
              "report it with the journal lines; systemd restarts the service and the job resumes"),
     ExitCode(NOPERM, (D, C), "abrunnerd --once: the server rejected the token; abrunnerctl: the command "
