@@ -6,7 +6,8 @@ PYTHON := .venv/bin/python
 setup:
 	tools/setup-test-env
 
-demo: setup
+demo:
+	tools/setup-test-env --demo
 	$(PYTHON) tools/demo.py
 
 test: setup
@@ -16,7 +17,8 @@ test-long: setup
 	ABRUNNERD_LONG=1 $(PYTHON) -m pytest -q -m "long or not long"
 
 lint: setup
-	.venv/bin/vermin --no-tips --violations --target=3.8- abrunnerd abserver
+	.venv/bin/vermin --no-tips --violations --target=3.6- abrunnerd
+	.venv/bin/vermin --no-tips --violations --target=3.11- abserver
 
 clean:
 	rm -rf .venv build .pytest_cache

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import socket
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -131,6 +132,50 @@ def retry_after(headers: Any, now: Optional[float] = None) -> Optional[float]:
     return None
 
 
+_SOCKETS = {}  # type: Dict[int, List[Any]]  # helper thread ident -> sockets it opened
+_SOCKETS_LOCK = threading.Lock()
+
+
+def _track(sock: Any) -> None:
+    with _SOCKETS_LOCK:
+        _SOCKETS.setdefault(threading.get_ident(), []).append(sock)
+
+
+def _release(ident: int, shut: bool) -> None:
+    """Forget the sockets of a helper thread; ``shut``: also shut them down, which ends
+    any read the thread is blocked in (a server trickling headers would hold it forever)."""
+    with _SOCKETS_LOCK:
+        socks = _SOCKETS.pop(ident, [])
+    for sock in socks if shut else ():
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError):
+            pass
+
+
+class _TrackingAdapter(requests.adapters.HTTPAdapter):
+    """Connection pools whose connections register their socket with the helper thread
+    that opened them, so an abandoned exchange can be cut off (see ``_release``)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        try:
+            from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+            def tracked(pool_cls: Any) -> Any:
+                class Connection(pool_cls.ConnectionCls):  # type: ignore
+                    def connect(self) -> None:
+                        super().connect()
+                        _track(self.sock)
+
+                return type("Tracking" + pool_cls.__name__, (pool_cls,), {"ConnectionCls": Connection})
+
+            self.poolmanager.pool_classes_by_scheme = {"http": tracked(HTTPConnectionPool),
+                                                       "https": tracked(HTTPSConnectionPool)}
+        except Exception:  # an urllib3 without these hooks: abandoned threads end at their read timeout
+            pass
+
+
 def json_depth(value: Any) -> int:
     """Nesting depth of parsed JSON, without recursion."""
     deepest, stack = 0, [(value, 1)]
@@ -170,8 +215,13 @@ class Client:
         self._session = requests.Session()
         self._session.verify = verify
         self._session.trust_env = False  # no proxies/netrc from the environment; the token goes only here
+        # One connection per exchange (Connection: close), so every socket belongs to the
+        # helper thread that opened it and can be cut off when that exchange is abandoned.
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity",
-                                      "Authorization": "Token " + token.reveal()})
+                                      "Connection": "close", "Authorization": "Token " + token.reveal()})
+        adapter = _TrackingAdapter(max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
 
     def __repr__(self) -> str:
         return "Client(%r)" % self.server_url
@@ -197,6 +247,8 @@ class Client:
                 box["value"] = work(abandon)
             except BaseException as exc:  # handed to the waiting thread
                 box["error"] = exc
+            finally:
+                _release(threading.get_ident(), shut=False)
 
         thread = threading.Thread(target=target, name="abrunnerd-http", daemon=True)
         thread.start()
@@ -215,6 +267,7 @@ class Client:
         finally:
             if thread.is_alive():
                 abandon.set()
+                _release(thread.ident or 0, shut=True)
         if "error" in box:
             raise box["error"]
         return box.get("value")

@@ -34,7 +34,7 @@ BOUNDS: Dict[str, Tuple[float, float]] = {
     "request_timeout": (1, 600),
     "max_workers": (1, 1024),
     "nice": (0, 19),
-    "max_memory": (16 << 20, 1 << 50),
+    "max_memory": (1 << 20, 1 << 50),
     "max_download_size": (1 << 20, 1 << 40),
 }
 

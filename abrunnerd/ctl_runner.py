@@ -9,10 +9,11 @@ import os
 import sys
 from typing import Any, Dict
 
-from abrunnerd.config import DEFAULT_CONFIG, EX_CONFIG, ConfigError, load_config, load_token
+from abrunnerd.config import DEFAULT_CONFIG, ConfigError, load_config, load_token
+from abrunnerd.exitcodes import CONFIG, NOPERM, UNAVAILABLE, config_problem
 from abrunnerd.sinks import terminal
 
-EX_UNAVAILABLE = 69
+EX_UNAVAILABLE = UNAVAILABLE
 
 
 def register(subparsers: Any) -> None:
@@ -74,17 +75,25 @@ def _call(args: argparse.Namespace, method: str) -> Any:
     except dbus.exceptions.DBusException as exc:
         name = exc.get_dbus_name() or ""
         if name.endswith("ServiceUnknown") or name.endswith("NameHasNoOwner"):
-            print("abrunnerctl: abrunnerd is not running (no org.acousticbrainz.Runner1 on the bus)",
+            print("abrunnerctl: abrunnerd is not running (no org.acousticbrainz.Runner1 on the bus); "
+                  "see 'systemctl status abrunnerd' and 'journalctl -u abrunnerd'", file=sys.stderr)
+        elif name.rpartition(".")[2] in ("FileNotFound", "NoServer", "Disconnected", "NoReply", "TimedOut"):
+            print("abrunnerctl: cannot reach abrunnerd over D-Bus (%s); see 'systemctl status abrunnerd' "
+                  "and 'journalctl -u abrunnerd' (is dbus running?)" % (exc.get_dbus_message() or name),
                   file=sys.stderr)
         elif name.endswith("AccessDenied"):
-            print("abrunnerctl: not allowed: %s needs root or group abrunner" % method.lower(), file=sys.stderr)
+            print("abrunnerctl: not allowed: %s needs root or group abrunner (sudo, or 'sudo adduser "
+                  "$USER abrunner' and log in again)" % method.lower(), file=sys.stderr)
+            raise SystemExit(NOPERM)
+        elif name.endswith("NoJob"):
+            print("abrunnerctl: no job is running, nothing to %s" % method.lower(), file=sys.stderr)
         else:
             print("abrunnerctl: %s" % terminal(exc.get_dbus_message() or name), file=sys.stderr)
         raise SystemExit(EX_UNAVAILABLE)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from abrunnerd.status import format_duration, summary
+    from abrunnerd.status import JOB_STATES, format_duration, summary
 
     snap: Dict[str, Any] = {str(k): _plain(v) for k, v in _call(args, "GetStatus").items()}
     if args.json:
@@ -93,6 +102,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     snap = {k: terminal(v) if isinstance(v, str) else v for k, v in snap.items()}  # daemon text is server text
     print(summary(snap))
+    if snap.get("config_error") and snap.get("state") in JOB_STATES:
+        print("config:   reload refused: %s" % snap["config_error"])
     if snap.get("job_id"):
         print("job:      %s (dataset %s)" % (snap["job_id"], snap.get("dataset_id") or "?"))
         fraction = float(snap.get("fraction") or 0.0)
@@ -104,8 +115,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("progress: %.0f%% (%s/%s cells)" % (100 * fraction, snap.get("cells_done", 0),
                                                       snap.get("cells_total", 0)))
         eta = snap.get("eta_seconds")
-        if isinstance(eta, int) and eta >= 0:
+        if isinstance(eta, int) and eta >= 0 and snap.get("state") in ("training", "resuming"):
             print("eta:      " + format_duration(eta))
+    if snap.get("last_result") and snap.get("job_id"):
+        print("last:     %s" % snap["last_result"])
     if snap.get("last_error"):
         print("last error: %s" % snap["last_error"])
     _print_local_results(args)
@@ -143,13 +156,29 @@ def cmd_control(args: argparse.Namespace) -> int:
     return 0
 
 
+class NoToken(Exception):
+    pass
+
+
+def _config_failure(exc: Exception, command: str) -> int:
+    if isinstance(exc, NoToken):
+        print("abrunnerctl: %s" % terminal(str(exc), 20000), file=sys.stderr)
+        return CONFIG
+    text, code = config_problem(exc, "abrunnerctl " + command)
+    print("abrunnerctl: %s" % terminal(text, 20000), file=sys.stderr)
+    return code
+
+
 def _client(args: argparse.Namespace) -> Any:
     from abrunnerd.client import Client
+    from abrunnerd.status import is_example_url
 
     cfg = load_config(args.config, check_dirs=False)
     token = load_token(cfg)
     if token is None:
-        raise ConfigError(cfg.path, ["no token: put it into %s (chmod 0640, chown root:abrunner)" % cfg.token_file])
+        raise NoToken("no token: put it into %s (chown root:abrunner, chmod 0640)%s" % (
+            cfg.token_file, "; and server_url in %s is still the shipped example (%s)" % (cfg.path, cfg.server_url)
+            if is_example_url(cfg.server_url) else ""))
     return cfg, Client(cfg.server_url, token, timeout=cfg.request_timeout, verify=cfg.tls_verify())
 
 
@@ -159,9 +188,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         load_config(args.config)  # everything the daemon checks, work_dir included
         cfg, client = _client(args)
-    except ConfigError as exc:
-        print("abrunnerctl: configuration error in %s" % terminal(str(exc), 20000), file=sys.stderr)
-        return EX_CONFIG
+    except (ConfigError, NoToken) as exc:
+        return _config_failure(exc, "check-config")
     print("%s: configuration is valid" % cfg.path)
     try:
         try:
@@ -175,8 +203,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                   % (cfg.server_url, "HTTP %d" % getattr(exc, "status", 0), cfg.work_dir))
             return 0
     except AuthError as exc:
-        print("abrunnerctl: token rejected: %s" % terminal(str(exc)), file=sys.stderr)
-        return EX_UNAVAILABLE
+        print("abrunnerctl: token rejected: %s; put a valid token into %s"
+              % (terminal(str(exc)), cfg.token_file), file=sys.stderr)
+        return NOPERM
     except ClientError as exc:
         print("abrunnerctl: %s" % terminal(str(exc)), file=sys.stderr)
         return EX_UNAVAILABLE
@@ -193,22 +222,23 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     try:
         cfg, client = _client(args)
         jobs = client.pending_jobs()
-    except ConfigError as exc:
-        print("abrunnerctl: configuration error in %s" % terminal(str(exc), 20000), file=sys.stderr)
-        return EX_CONFIG
+    except (ConfigError, NoToken) as exc:
+        return _config_failure(exc, "jobs")
     except ClientError as exc:
         print("abrunnerctl: %s" % terminal(str(exc)), file=sys.stderr)
-        return EX_UNAVAILABLE
+        return NOPERM if getattr(exc, "status", None) in (401, 403) else EX_UNAVAILABLE
     local = {r["job_id"]: r for r in StateStore(cfg.work_dir).local_results()}
     if not jobs:
         print("no pending remote jobs")
+    else:
+        print("%-36s  %-30s  %s" % ("JOB", "DATASET", "SUBMITTED"))
     for job in jobs:
         note = ""
         if job.job_id in local:
             r = local[job.job_id]
             note = ("  [failed here: %s]" % terminal(r["failed"], 200) if r["failed"] else
                     "  [trained here: accuracy %.2f %%, result in %s]" % (r["accuracy"] or 0.0, r["path"]))
-        print("%s  %-30s  %s%s" % (job.job_id, terminal(job.dataset_name, 200), terminal(job.created, 64), note))
+        print("%-36s  %-30s  %s%s" % (job.job_id, terminal(job.dataset_name, 200), terminal(job.created, 64), note))
     for problem in client.left_out:
         print("abrunnerctl: left out: %s" % terminal(problem), file=sys.stderr)
     return 0

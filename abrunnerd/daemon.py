@@ -16,6 +16,7 @@ from typing import Any, List, Optional, Tuple
 
 from abrunnerd import __version__
 from abrunnerd.config import DEFAULT_CONFIG, EX_CONFIG, Config, ConfigError, Secret, load_config, load_token
+from abrunnerd.exitcodes import SOFTWARE, config_problem
 
 log = logging.getLogger("abrunnerd")
 
@@ -26,6 +27,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     p.add_argument("--config", default=os.environ.get("ABRUNNERD_CONFIG", DEFAULT_CONFIG),
                    help="configuration file (default %(default)s)")
     p.add_argument("--once", action="store_true", help="process at most one job, then exit")
+    p.add_argument("--check-config", action="store_true",
+                   help="check the configuration and the token file, print the verdict, exit 0 or 78 "
+                   "(systemctl reload runs this first and fails with the reason)")
     p.add_argument("--daemon", action="store_true", help="detach from the terminal (hosts without systemd)")
     p.add_argument("--pidfile", help="with --daemon: write the process id here")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
@@ -44,8 +48,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         cfg, token = load(args.config)
     except ConfigError as exc:
-        print("abrunnerd: configuration error in %s" % exc, file=sys.stderr)
-        return EX_CONFIG
+        text, code = config_problem(exc, "abrunnerd")
+        print("abrunnerd: %s%s" % (text, "" if args.check_config else
+                                   "; then run 'systemctl restart abrunnerd'"), file=sys.stderr)
+        return code
+    if args.check_config:
+        print("abrunnerd: %s is valid; %s" % (cfg.path, "token read from %s" % cfg.token_file if token
+                                              else "no token yet (%s)" % cfg.token_file))
+        return 0
     if args.daemon:
         context = _daemon_context(cfg, args.pidfile)
         if context is None:
@@ -82,7 +92,7 @@ def run(args: argparse.Namespace, cfg: Config, token: Optional[Secret]) -> int:
         code = runner.run()
     except Exception:
         log.exception("abrunnerd stopped by an unexpected error; please report it with this traceback")
-        code = 70  # EX_SOFTWARE
+        code = SOFTWARE
     finally:
         bus.stop()
     log.info("abrunnerd stopped")

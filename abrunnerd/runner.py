@@ -23,7 +23,7 @@ from abrunnerd import status as st
 from abrunnerd.backoff import Backoff
 from abrunnerd.client import (LOWLEVEL_BATCH, ApiError, AuthError, BadAnswerError, Client, ClientError,
                               Conflict, IntegrityError, Interrupted, NotFound, RedirectError)
-from abrunnerd.config import Config, Secret
+from abrunnerd.config import Config, ConfigError, Secret
 from abrunnerd.reporting.logs import job_fields
 from abrunnerd.reporting.notify import Notifier
 from abrunnerd.state import JobFiles, StateStore
@@ -93,7 +93,8 @@ class Runner:
         self.client: Optional[Client] = self._make_client()
         self.backoff = Backoff(cap=300.0)
         self.runner_id = ""
-        self.ping_interval = cfg.ping_interval
+        self.ping_interval = float(cfg.ping_interval)
+        self.progress = st.ProgressTracker()  # the held job's position (status model: status.py)
         self._trouble: Optional[str] = None  # the kind of the current network trouble, logged once
         self._skipped: Dict[str, str] = {}  # job id -> why we do not take it
         self._said: Set[str] = set()  # problems with the server's answers, logged once each
@@ -135,8 +136,8 @@ class Runner:
             if self.once and self.once_done:
                 break
             self.sleep(wait)
-        self.notifier.stopping("stopping")
-        self._set(st.STOPPING, message="stopping")
+        self._set(st.STOPPED, message="stopped")
+        self.notifier.stopping(st.summary(self.status.snapshot()))
         if self.client:
             self.client.close()
         return self.exit_code
@@ -159,18 +160,27 @@ class Runner:
         try:
             cfg, token = self.reload_config()
         except Exception as exc:  # keep running on the old config; say what is wrong
-            log.error("configuration not reloaded, keeping the previous one: %s", exc)
+            from abrunnerd.exitcodes import config_problem
+            reason = config_problem(exc, "abrunnerd")[0] if isinstance(exc, ConfigError) else str(exc)
+            if reason.startswith("configuration error in "):  # the status line says "configuration refused"
+                reason = reason[len("configuration error in "):]
+            log.error("configuration not reloaded, keeping the previous one%s: %s",
+                      " (still without a token)" if self.token is None else "", reason)
+            self._set(self.status.snapshot().get("state", st.IDLE), config_error=reason)
         else:
             self.cfg, self.token = cfg, token
             if self.client:
                 self.client.close()
             self.client = self._make_client()
-            self.ping_interval = cfg.ping_interval
+            self.ping_interval = float(cfg.ping_interval)
             self.backoff.reset()
             self._trouble = None
             log.info("configuration reloaded from %s", cfg.path)
+            self.status.update(config_error="")
             if token is None:
                 self._no_token()
+            elif self.status.snapshot().get("state") == st.NO_TOKEN:
+                self._set(st.IDLE, message="token read; looking for jobs", next_poll=0)
         self.notifier.ready(st.summary(self.status.snapshot()))
 
     # -- one turn of the loop: the error funnel --------------------------------------------
@@ -190,8 +200,9 @@ class Runner:
                 job_id = self.poll_and_claim()
                 if job_id is None:
                     self._recovered()
-                    self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0,
-                              message="idle: no pending jobs")
+                    self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0, cells_done=0,
+                              cells_total=0, eta_seconds=-1, message="idle: no pending jobs",
+                              next_poll=int(time.time() + self.cfg.poll_interval))
                     if self.once:
                         self.once_done = True
                     return self.cfg.poll_interval
@@ -309,8 +320,8 @@ class Runner:
                 "features_sha256": lease.features_sha256 if lease else None,
                 "features_size": lease.features_size if lease else None,
                 "dataset_hash": _dataset_hash(details), "claimed_at": time.time(), "stage": "claimed"})
-            if lease and lease.ping_interval:
-                self.ping_interval = lease.ping_interval
+            if lease:
+                self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, lease.ping_interval)
             name = entry.dataset_name or details.get("dataset", {}).get("name") or "?"
             if local_only:
                 log.info("training job %s locally (dataset %s, %s): nothing is claimed on an "
@@ -402,8 +413,11 @@ class Runner:
         else:
             state = self.store.load(job_id) or {"job_id": job_id}
         job = Job(job_id, files, state)
-        self._set(st.CLAIMED, job_id=job_id, dataset_id=job.dataset_id or "", stage="claimed",
-                  fraction=0.0, cells_done=0, cells_total=0, eta_seconds=-1, message="")
+        # A resumed job shows the position it last showed (shown.json), never 0/0.
+        self.progress = st.ProgressTracker.from_saved(_read_shown(files.dir))
+        self._set(st.RESUMING if resumed else st.CLAIMED, job_id=job_id, dataset_id=job.dataset_id or "",
+                  stage=job.state.get("stage", "claimed") if resumed else "claimed", message="",
+                  next_poll=0, **self.progress.fields())
         try:
             if resumed:
                 self.resume_lease(job)
@@ -421,8 +435,10 @@ class Runner:
         kill_stale(job.state.get("worker_pgid"))
         if job.id not in self._resumed:  # once, not on every retry after a network error
             self._resumed.add(job.id)
-            log.info("resuming job %s from %s", job.id, job.state.get("stage", "claimed"),
-                     extra=job_fields(job.id, job.dataset_id, job.state.get("stage")))
+            where = st.position(self.status.snapshot())
+            log.info("resuming job %s from %s%s", job.id, job.state.get("stage", "claimed"),
+                     " at " + where if where else "",
+                     extra=job_fields(job.id, job.dataset_id, job.state.get("stage"), self.progress.fraction))
         if job.local_only or os.path.exists(job.files.result) or job.state.get("failure"):
             return  # the upload (or fail report) itself checks the lease
         assert self.client is not None
@@ -439,8 +455,7 @@ class Runner:
                                       features_url=lease.features_url or job.state.get("features_url"),
                                       features_sha256=lease.features_sha256 or job.state.get("features_sha256"),
                                       features_size=lease.features_size or job.state.get("features_size"))
-        if lease.ping_interval:
-            self.ping_interval = lease.ping_interval
+        self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, lease.ping_interval)
 
     def fetch_features(self, job: Job) -> None:
         files = job.files
@@ -572,9 +587,13 @@ class Runner:
         proc = TrainingProcess(files.dir, self.cfg.nice, files.worker_log)
         pgid = proc.start()
         job.state = self.store.update(job.id, stage="training", worker_pgid=pgid)
-        self._set(st.TRAINING, stage="training", message="training")
+        self.progress.restart()
         if self._pause_wanted:
             proc.pause()
+            self.progress.pause()
+        # The training figures (or the checkpoint's position) replace the download's fraction.
+        self._set(st.PAUSED if proc.paused else st.TRAINING, stage="paused" if proc.paused else "training",
+                  message="training", **self.progress.fields())
         log.info("training job %s (process %d, %d workers, nice %d)", job.id, pgid,
                  self.workers(), self.cfg.nice, extra=job_fields(job.id, job.dataset_id, "training", 0.0))
         last_logged = -1
@@ -584,23 +603,32 @@ class Runner:
             if isinstance(p, dict):  # the training process's file: checked like any input
                 total = _count(p.get("cells_total"))
                 done = min(_count(p.get("cells_done")), total)
-                eta = _count(p.get("eta_seconds"), -1)
-                self.status.update(cells_done=done, cells_total=total,
-                                   fraction=(done / total) if total else 0.0,
-                                   eta_seconds=eta, message=str(p.get("message") or "")[:500])
-                decile = (10 * done // total) if total else -1
-                if decile != last_logged and total:
+                before = (self.progress.done, self.progress.total)
+                self.progress.observe(done, total)
+                if (self.progress.done, self.progress.total) != before:
+                    self._save_progress(job)  # saved before shown: a restart never shows less
+                fields = self.progress.fields()
+                if fields["eta_seconds"] < 0:
+                    fields["eta_seconds"] = _count(p.get("eta_seconds"), -1)  # the worker's own until we have a rate
+                self.status.update(message=str(p.get("message") or "")[:500], **fields)
+                decile = (10 * self.progress.done // self.progress.total) if self.progress.total else -1
+                if decile > last_logged and self.progress.total:
                     last_logged = decile
-                    log.info("job %s: %d/%d cells", job.id, done, total,
-                             extra=job_fields(job.id, job.dataset_id, "training", done / total))
+                    log.info("%s", st.journal_progress(self.status.snapshot()),
+                             extra=job_fields(job.id, job.dataset_id, "training", self.progress.fraction))
             if rc is not None:
                 break
             for request in self.status.take_requests():
                 self._control(job, proc, request)
             if self.signals.stop:
+                self._set(st.STOPPING)
+                self.notifier.stopping(st.summary(self.status.snapshot()))
                 proc.stop()
-                log.info("stopping: job %s keeps its checkpoint and resumes on the next start", job.id,
-                         extra=job_fields(job.id, job.dataset_id, "training"))
+                self._save_progress(job)
+                where = st.position(self.status.snapshot())
+                log.info("stopping: job %s keeps its checkpoint%s and resumes on the next start", job.id,
+                         " at " + where if where else "",
+                         extra=job_fields(job.id, job.dataset_id, "training", self.progress.fraction))
                 raise Stopping()
             if job.canceled or job.lease_lost:
                 proc.stop()
@@ -614,15 +642,19 @@ class Runner:
     def _control(self, job: Job, proc: TrainingProcess, request: str) -> None:
         if request == "pause" and not proc.paused:
             proc.pause()
+            self.progress.pause()
             self._pause_wanted = True
             self._set(st.PAUSED, stage="paused", message="paused")
-            log.info("job %s paused", job.id, extra=job_fields(job.id, job.dataset_id, "paused"))
+            log.info("job %s paused at %s", job.id, st.journal_progress(self.status.snapshot()),
+                     extra=job_fields(job.id, job.dataset_id, "paused", self.progress.fraction))
             job.next_ping = 0.0
         elif request == "resume" and proc.paused:
             proc.resume()
+            self.progress.resume()
             self._pause_wanted = False
             self._set(st.TRAINING, stage="training", message="training")
-            log.info("job %s resumed", job.id, extra=job_fields(job.id, job.dataset_id, "training"))
+            log.info("job %s resumed at %s", job.id, st.journal_progress(self.status.snapshot()),
+                     extra=job_fields(job.id, job.dataset_id, "training", self.progress.fraction))
             job.next_ping = 0.0
         elif request == "cancel":
             job.canceled, job.cancel_source = True, "local"
@@ -672,7 +704,7 @@ class Runner:
             log.info("status pings reach %s again", self.cfg.server_url)
             self._trouble = None
         if answer.ping_interval:
-            self.ping_interval = answer.ping_interval
+            self.ping_interval = st.effective_ping_interval(self.cfg.ping_interval, answer.ping_interval)
         if answer.cancel:
             job.canceled, job.cancel_source = True, "server"
         if answer.stalled != job.stalled:
@@ -695,13 +727,15 @@ class Runner:
                     log.warning("could not tell the server that job %s was canceled here (%s); "
                                 "reporting it as failed instead", job.id, exc)
                     self._try_fail(job, "canceled on the runner by its administrator")
+        self.forget(job)  # first, so the line below means the job's files are gone
+        if job.canceled:
             log.info("job %s canceled (%s)", job.id, "by the owner" if job.cancel_source == "server"
                      else "on this runner", extra=job_fields(job.id, job.dataset_id, "canceled",
                                                              message_id=messages.JOB_CANCELED))
+            self.status.update(last_result="job %s… canceled at %s" % (job.id[:8], _pct(self.progress)))
         else:
             log.warning("job %s dropped: its lease went to another runner", job.id,
                         extra=job_fields(job.id, job.dataset_id))
-        self.forget(job)
         raise JobEnded()
 
     def report_failure(self, job: Job, reason: str) -> None:
@@ -709,6 +743,7 @@ class Runner:
         job.state = self.store.update(job.id, failure=reason)
         log.error("job %s failed: %s", job.id, reason,
                   extra=job_fields(job.id, job.dataset_id, "failed", message_id=messages.JOB_FAILED))
+        self.status.update(last_result="job %s… failed: %s" % (job.id[:8], reason[:120]))
         if job.local_only:
             self._keep_locally(job)
         else:
@@ -804,7 +839,9 @@ class Runner:
                  params.get("gamma"), how,
                  extra=job_fields(job.id, job.dataset_id, "done", 1.0, message_id))
         self.forget(job)
-        self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0, message="idle: last job finished")
+        self._set(st.IDLE, job_id="", dataset_id="", stage="", fraction=0.0, cells_done=0, cells_total=0,
+                  eta_seconds=-1, message="idle", last_result="job %s… done, accuracy %.1f%% (%s)" % (
+                      job.id[:8], float(result.get("accuracy") or 0.0), how))
 
     def _keep_locally(self, job: Job) -> str:
         dest = self.store.checked(self.store.results_dir(job.id))
@@ -824,6 +861,14 @@ class Runner:
         self._pause_wanted = False
 
     # -- status helpers ---------------------------------------------------------------------
+    def _save_progress(self, job: Job) -> None:
+        """Keep the shown position and the rate next to the job's state: a restart (even
+        after kill -9) shows them at once. Not fsynced: written up to 5 times a second, and
+        after a power loss the trainer's own checkpoint position is as good."""
+        if self.progress.total:
+            from abrunnerd import atomic
+            atomic.write_json(os.path.join(job.files.dir, SHOWN_FILE), self.progress.saved(), durable=False)
+
     def _stage(self, job: Job, stage: str) -> None:
         job.state = self.store.update(job.id, stage=stage)
         job.next_ping = 0.0
@@ -835,8 +880,37 @@ class Runner:
     def _no_token(self) -> None:
         text = ("no token: put the token into %s (chown root:abrunner, chmod 0640) and run "
                 "'systemctl reload abrunnerd'" % self.cfg.token_file)
+        if st.is_example_url(self.cfg.server_url):
+            text += "; server_url in %s is still the shipped example (%s): set your job server's URL" % (
+                self.cfg.path, self.cfg.server_url)
         log.warning(text, extra={"MESSAGE_ID": messages.TOKEN_MISSING})
         self._set(st.NO_TOKEN, message=text)
+
+
+SHOWN_FILE = "shown.json"  # in the job directory: the position every surface last showed
+
+
+def _read_shown(job_dir: str) -> Any:
+    """The saved position, or None (missing, oversized or garbled: the worker's figures
+    take over; ProgressTracker.from_saved checks every value)."""
+    try:
+        fd = os.open(os.path.join(job_dir, SHOWN_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4097)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        return json.loads(data.decode("utf-8")) if len(data) <= 4096 else None
+    except ValueError:
+        return None
+
+
+def _pct(progress: st.ProgressTracker) -> str:
+    return "%.0f%%" % (100 * progress.fraction) if progress.total else "the start"
 
 
 def _count(value: Any, default: int = 0) -> int:

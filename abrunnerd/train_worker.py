@@ -53,6 +53,8 @@ if __name__ == "__mp_main__":
     # tie them to the training process, so a kill -9 of the daemon (which kills the
     # training process through its own PDEATHSIG) leaves nothing computing.
     _die_with_parent()
+    from abrunnerd.proctitle import name_pool_process
+    name_pool_process()
 
 
 def snapshot_groundtruth(dataset: Any) -> Dict[str, str]:
@@ -115,6 +117,8 @@ def run(job_dir: str) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     be_polite()
     spec = atomic.read_json(os.path.join(job_dir, "spec.json"))
+    from abrunnerd.proctitle import name_training_process
+    name_training_process(str(spec.get("job_id") or ""), int(os.environ.get("ABRUNNERD_NICE", "10")))
     progress_path = os.path.join(job_dir, "progress.json")
 
     def progress(p: Any) -> None:

@@ -106,8 +106,10 @@ def kill_stale(pgid: Optional[int]) -> None:
         return
     try:
         with open("/proc/%d/cmdline" % pgid, "rb") as f:
-            if b"abrunnerd.train_worker" not in f.read():
-                return
+            cmdline = f.read()
+        # the interpreter's command line, or the title proctitle.py gave it
+        if b"abrunnerd.train_worker" not in cmdline and not cmdline.startswith(b"abrunnerd: training job"):
+            return
         os.killpg(pgid, signal.SIGKILL)
     except (OSError, ProcessLookupError):
         pass

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 from sqlalchemy import exc as sa_exc
 
-from . import __version__
+from . import __version__, settings
 from .config import ServerConfig
 from .datasets import DatasetError
 from .db import DEFAULT_URL, make_engine
@@ -25,6 +25,21 @@ EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_CONFIG = 64, 65, 69, 78
 
 def _db(args) -> str:
     return args.db or os.environ.get("ABSERVER_DB") or DEFAULT_URL
+
+
+def _db_hint(args) -> str:
+    """What to check when the database cannot be opened: for SQLite, its directory."""
+    url = _db(args)
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):
+            return ("the directory %s does not exist: install the abserver package (it creates "
+                    "/var/lib/abserver), create it, or give --db" % folder)
+        if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            return ("%s is not writable by you: run it as the service user "
+                    "('sudo -u abserver abserver ...') or give --db" % (path if os.path.exists(path) else folder))
+    return "check --db / $ABSERVER_DB / db in %s and that the database is up" % settings.config_path()
 
 
 def _engine(args):
@@ -129,15 +144,22 @@ def cmd_submit(args) -> int:
         options["filter_type"] = "artist"
     if args.normalize:
         options["normalize"] = True
+    import time
+
     engine = _engine(args)
+    t0 = time.monotonic()
     dataset_id = canonical_uuid(args.dataset_id)
     with engine.connect() as conn:
         row = conn.execute(sa.select(datasets.c.owner_id).where(datasets.c.id == dataset_id)).first() \
             if dataset_id else None
     if row is None:
         raise DatasetError("no dataset %s (see the id printed by import-dataset)" % sanitize(args.dataset_id))
+    # Freezing the snapshot (and its features bundle) takes seconds on large datasets: say so.
+    print("abserver: freezing a snapshot of dataset %s and building its features bundle ..." % dataset_id,
+          file=sys.stderr, flush=True)
     job_id = job_store.submit(engine, dataset_id, row.owner_id, "local" if args.local else "remote",
                               options, args.seed)
+    print("abserver: job queued in %.1f s" % (time.monotonic() - t0), file=sys.stderr)
     print(job_id)
     return 0
 
@@ -151,14 +173,28 @@ def cmd_jobs(args) -> int:
     with engine.connect() as conn:
         rows = job_store.all_jobs(conn)
     ts = now()
+    fmt = "%-36s  %-8s %-6s %-29s  %-16s  %s"
+    print(fmt % ("JOB", "STATUS", "WHERE", "SUBMITTED", "RUNNER", "PROGRESS"))
     for row in rows:
-        progress = json.loads(row.progress) if row.progress else {}
-        print("%s  %-8s %-6s %s  %s%s" % (
-            row.id, effective_status(row, ts), row.eval_location, http_date(row.created),
-            sanitize(row.runner_name or "-", 64), "  %s %s/%s" % (
-                sanitize(progress.get("stage"), 16), progress.get("cells_done"), progress.get("cells_total"))
-            if progress else ""))
+        status = effective_status(row, ts)
+        print(fmt % (row.id, status, row.eval_location, http_date(row.created),
+                     sanitize(row.runner_name or "-", 64), _progress_column(status, row.progress)))
     return 0
+
+
+def _progress_column(status: str, raw) -> str:
+    """Only a running job's last ping is its progress; a finished job's last ping is stale."""
+    if status != "running" or not raw:
+        return "-"
+    try:
+        p = json.loads(raw)
+        stage, done, total = sanitize(p.get("stage") or "?", 12), int(p.get("cells_done") or 0), \
+            int(p.get("cells_total") or 0)
+    except (ValueError, TypeError, AttributeError):
+        return "?"
+    if not total:
+        return stage
+    return "%s %d%% (%d/%d)" % (stage, 100 * done // total, done, total)
 
 
 def _listen(value: str):
@@ -199,6 +235,7 @@ def cmd_serve(args) -> int:
         return 0
     from .serving import GunicornServer, gunicorn_options
 
+    os.environ["ABSERVER_CLIENT_TIMEOUT"] = str(args.client_timeout)  # read by the workers
     from .context import ENGINE_KEY
 
     # Refuse a bad schema or setting here, once, not in every worker; the workers open
@@ -244,6 +281,9 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="abserver", description="The abrunnerd reference job server.")
     parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--config", metavar="PATH",
+                        help="settings file (default $ABSERVER_CONFIG or %s; flags win over it)"
+                        % settings.DEFAULT_PATH)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", help="database URL (default $ABSERVER_DB or %s)" % DEFAULT_URL)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -276,16 +316,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="list every recording, also the newly stored ones")
     p.set_defaults(func=cmd_import_dataset)
     p = sub.add_parser("submit", parents=[common], help="queue an evaluation job; prints its id")
-    p.add_argument("dataset_id")
+    p.add_argument("dataset_id", help="the id import-dataset printed")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--remote", action="store_true", help="for a runner (the default)")
     where.add_argument("--local", action="store_true", help="eval_location local (not claimable)")
-    p.add_argument("--c-values", type=int, nargs="+", metavar="EXP")
-    p.add_argument("--gamma-values", type=int, nargs="+", metavar="EXP")
-    p.add_argument("--preprocessing", nargs="+", metavar="NAME")
-    p.add_argument("--artist-filter", action="store_true")
-    p.add_argument("--normalize", action="store_true")
-    p.add_argument("--seed", type=int, default=42)
+    from .options import DEFAULTS as GRID, KERNELS, MAX_EXPONENT, MAX_VALUES, PREPROCESSING
+
+    p.description = ("Queue an evaluation job on the dataset (AcousticBrainz's options and defaults). "
+                     "The grid is every preprocessing x kernel (%s) x C x gamma, each trained with "
+                     "5-fold cross-validation." % " and ".join(KERNELS))
+    p.add_argument("--c-values", type=int, nargs="+", metavar="EXP",
+                   help="SVM C values as log2 exponents, at most %d, each within +-%d (default: %s)"
+                   % (MAX_VALUES, MAX_EXPONENT, " ".join(map(str, GRID["c_values"]))))
+    p.add_argument("--gamma-values", type=int, nargs="+", metavar="EXP",
+                   help="RBF/poly gamma values as log2 exponents, at most %d, each within +-%d "
+                   "(default: %s)" % (MAX_VALUES, MAX_EXPONENT, " ".join(map(str, GRID["gamma_values"]))))
+    p.add_argument("--preprocessing", nargs="+", metavar="NAME",
+                   help="Gaia preprocessings to try, any of: %s (default: all)" % " ".join(PREPROCESSING))
+    p.add_argument("--artist-filter", action="store_true",
+                   help="keep each artist's recordings in one cross-validation fold (default: off)")
+    p.add_argument("--normalize", action="store_true",
+                   help="AB's 'normalize' option: balance the classes' sizes first (default: off)")
+    p.add_argument("--seed", type=int, default=42, help="fold assignment seed (default %(default)s)")
     p.set_defaults(func=cmd_submit)
     sub.add_parser("jobs", parents=[common], help="list all jobs").set_defaults(func=cmd_jobs)
     p = sub.add_parser("serve", parents=[common], help="run the API on gunicorn (see docs/server.md)",
@@ -303,14 +355,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds an idle keep-alive connection is kept (default %(default)s)")
     p.add_argument("--max-requests", type=int, default=0,
                    help="restart a worker after this many requests, 0: never (default %(default)s)")
+    p.add_argument("--client-timeout", type=_positive, default=30,
+                   help="seconds a client may take to send a request's line and headers (default %(default)s)")
     p.add_argument("--dev", action="store_true", help="Flask's development server (one process, no limits)")
     add_timing_options(p)
     p.set_defaults(func=cmd_serve)
     return parser
 
 
+def apply_settings(parser: argparse.ArgumentParser, values: dict) -> None:
+    """The settings file's values become the sub-commands' defaults (flags still win;
+    $ABSERVER_DB wins over the file's db)."""
+    if os.environ.get("ABSERVER_DB"):
+        values = {k: v for k, v in values.items() if k != "db"}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(**settings.cli_defaults(values, [a.dest for a in sub._actions]))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--config")
+    pre, _ = early.parse_known_args(argv)
+    try:
+        apply_settings(parser, settings.load(pre.config))
+    except settings.SettingsError as exc:
+        print("abserver: %s" % exc, file=sys.stderr)
+        return EX_CONFIG
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
     try:
         return args.func(args)
@@ -324,8 +398,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("abserver: %s" % exc, file=sys.stderr)
         return EX_CONFIG
     except sa_exc.DBAPIError as exc:
-        print("abserver: database error: %s (check --db / $ABSERVER_DB and that the database is up)"
-              % str(exc.orig).strip().splitlines()[0], file=sys.stderr)
+        print("abserver: database error: %s (%s)" % (str(exc.orig).strip().splitlines()[0], _db_hint(args)),
+              file=sys.stderr)
         return EX_UNAVAILABLE
     except sa_exc.ArgumentError as exc:
         print("abserver: bad database URL: %s" % exc, file=sys.stderr)

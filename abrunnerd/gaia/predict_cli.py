@@ -301,7 +301,7 @@ def _bounded_map(pool: Any, batches: Any, window: int) -> Any:
     pending = collections.deque()  # type: collections.deque
     for batch in batches:
         pending.append(pool.apply_async(_worker_batch, (batch,)))
-        if len(pending) >= window:
-            yield pending.popleft().get()
+        while pending and (len(pending) >= window or pending[0].ready()):
+            yield pending.popleft().get()  # in order; finished heads go out before reading on
     while pending:
         yield pending.popleft().get()

@@ -170,3 +170,30 @@ def test_an_input_without_documents_is_said(models, tmp_path):
     (tmp_path / "empty").mkdir()
     rc, out, err = run(models[0], tmp_path / "empty")
     assert rc == 0 and out == "" and "no documents found in %s" % (tmp_path / "empty") in err
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_while_waiting_for_stdin_ends_with_143_and_one_line(models, jobs):
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "abrunnerd.ctl", "predict", str(models[0]), "-", "--jobs", jobs,
+                             "--batch", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    try:
+        proc.stdin.write((json.dumps(DOC) + "\n").encode())
+        proc.stdin.flush()
+        if jobs == "1":  # one document predicted and printed: the run is under way, now blocked on stdin
+            first = proc.stdout.readline()
+            assert json.loads(first.decode())["highlevel"]["toy"]["value"] in ("yes", "no")
+        else:  # workers started, the parent blocked on stdin (its result may wait for the next line)
+            time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert err.decode().strip() == "abrunnerctl predict: interrupted; the documents listed so far are written"

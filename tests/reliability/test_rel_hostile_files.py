@@ -434,3 +434,35 @@ def test_train_regressions(tmp_path, capsys, case):
         assert code == expect, err
         if expect:
             assert len([l for l in err.splitlines() if l.startswith("abrunnerctl train:")]) == 1, err
+
+
+def test_status_without_dbus_python_is_one_line(tmp_path):
+    """Issue 16: on a pip install without dbus-python, status died with ModuleNotFoundError.
+    dbus-python is installed here, so a module named ``dbus`` that fails to import stands
+    in for its absence (a fake, because the real package cannot be uninstalled for one test)."""
+    fake = tmp_path / "nodbus" / "dbus"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named dbus')\n")
+    cfg = tmp_path / "abrunnerd.yaml"
+    cfg.write_text("server_url: http://127.0.0.1:1\ndbus_bus: session\n")
+    env = dict(os.environ, PYTHONPATH="%s:%s" % (tmp_path / "nodbus", ROOT))
+    with record.case("hostile", "issue 16: abrunnerctl status without dbus-python") as c:
+        proc = subprocess.run([sys.executable, "-c", "import sys; from abrunnerd.ctl import main; sys.exit(main())",
+                               "status", "--config", str(cfg)], capture_output=True, text=True, timeout=60, env=env)
+        c.message = "exit %d: %s" % (proc.returncode, proc.stderr.strip())
+        assert proc.returncode == 69 and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "dbus-python" in proc.stderr
+
+
+def test_work_dir_that_cannot_be_created_exits_78_not_70(tmp_path):
+    """Issue 16: an unwritable work_dir exited 70 'please report it with this traceback'.
+    /proc refuses new directories even to root, who passes every permission check."""
+    cfg = tmp_path / "abrunnerd.yaml"
+    cfg.write_text("server_url: http://127.0.0.1:1\ntoken: abc\nwork_dir: /proc/abrunnerd-test-work\n"
+                   "dbus_bus: none\nlog_target: stderr\n")
+    with record.case("hostile", "issue 16: work_dir cannot be created") as c:
+        proc, took = _run(["daemon", "--config", str(cfg), "--once"])
+        said = [l.split(" abrunnerd ", 1)[-1] for l in proc.stderr.splitlines() if "work_dir" in l and "cannot" in l]
+        c.message = "exit %d: %s" % (proc.returncode, (said or ["(nothing said)"])[0][:250])
+        assert proc.returncode == 78, proc.stderr
+        assert "Traceback" not in proc.stderr and "work_dir" in proc.stderr and "report it" not in proc.stderr

@@ -5,7 +5,7 @@ import random
 from abrunnerd import atomic
 from abrunnerd.backoff import Backoff
 from abrunnerd.state import StateStore
-from abrunnerd.status import summary
+from abrunnerd.status import summary  # noqa: F401 (kept importable)
 
 
 def test_backoff_grows_and_caps_with_jitter():
@@ -33,11 +33,12 @@ def test_state_store_keeps_runner_id_and_jobs(tmp_path):
     store.ensure_dirs()
     rid = store.runner_id()
     assert StateStore(str(tmp_path)).runner_id() == rid
-    store.save("j1", {"job_id": "j1", "lease_id": "L"})
-    assert store.held_jobs() == ["j1"]
-    assert store.update("j1", stage="training")["lease_id"] == "L"
-    store.forget("j1")
-    assert store.held_jobs() == [] and not os.path.exists(store.files("j1").dir)
+    j1 = "0b0e9a51-8f0c-4a5e-9d3a-5c1f0e2d7a61"  # job ids are canonical UUIDs (ids.py)
+    store.save(j1, {"job_id": j1, "lease_id": "L"})
+    assert store.held_jobs() == [j1]
+    assert store.update(j1, stage="training")["lease_id"] == "L"
+    store.forget(j1)
+    assert store.held_jobs() == [] and not os.path.exists(store.files(j1).dir)
 
 
 def test_status_line_for_systemctl():

@@ -148,3 +148,12 @@ def test_json_depth_is_iterative():
                                      ("127.evil.example", False), ("localhost.evil", False), ("10.0.0.1", False)])
 def test_loopback_rule(host, ok):
     assert is_loopback(host) is ok
+
+
+def test_every_message_id_has_a_catalog_entry():
+    from pathlib import Path
+
+    from abrunnerd import messages
+    catalog = (Path(__file__).resolve().parents[2] / "systemd" / "abrunnerd.catalog").read_text()
+    missing = [name for name, mid in messages.ALL.items() if "-- " + mid not in catalog]
+    assert not missing, "MESSAGE_IDs without a catalog entry: %s" % missing

@@ -46,7 +46,7 @@ def _report(out: str, suite: str, result) -> dict:
     report = json.loads(path.read_text()) if path.exists() else {}
     report["sandbox_seconds"] = round(result.seconds, 1)
     print("\n[%s] %.1f s in the sandbox; stages: %s" % (suite, result.seconds, report.get("stages")))
-    print("[%s] observed: %s" % (suite, json.dumps(report.get("observed"), default=str)[:3000]))
+    print("[%s] observed: %s" % (suite, json.dumps(report.get("observed"), default=str)[:20000]))
     timings = os.environ.get("ABRUNNERD_SYSTEM_TIMINGS")
     if timings:  # collected by whoever wants the figures (docs/packaging.md has a table)
         with open(timings, "a") as f:

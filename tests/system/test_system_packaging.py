@@ -1,9 +1,11 @@
-"""The built packages themselves: lintian-clean, and the stdeb path still works.
+"""The built packages themselves: lintian-clean, Depends floors = the oldest tested
+versions, and the stdeb path still works.
 
 lintian runs on the host (no sandbox needed); the stdeb package is installed with apt
 into a booted Debian 12 container, where ``abrunnerctl --help`` must run.
 """
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,6 +26,30 @@ def test_lintian_clean(debs):
     tags = [line for line in r.stdout.splitlines() if line[:2] in ("E:", "W:")]
     print(r.stdout)
     assert not tags, "lintian errors/warnings:\n" + "\n".join(tags)
+
+
+# Debian package -> the PyPI name tools/compat-venv pins; the oldest Ubuntu profile's pins
+# are the oldest versions the matrix tests, so they are the .deb's lower bounds.
+FLOOR_PACKAGES = {"python3-numpy": "numpy", "python3-scipy": "scipy", "python3-sklearn": "scikit-learn",
+                  "python3-requests": "requests", "python3-yaml": "PyYAML", "python3-daemon": "python-daemon"}
+
+
+def test_depends_floors_are_the_oldest_tested_versions(debs):
+    depends = subprocess.run(["dpkg-deb", "-f", debs["first"], "Depends"], stdout=subprocess.PIPE,
+                             universal_newlines=True, check=True).stdout
+    bounds = {name.replace(":any", ""): v for name, v in re.findall(r"(python3[\w.:-]*) \(>= ([^)]+)\)", depends)}
+    oldest = subprocess.run([BUILD_DEBS.replace("build-debs", "compat-venv"), "--list"], stdout=subprocess.PIPE,
+                            universal_newlines=True, check=True).stdout.split()[0]
+    pins = dict(line.split("==", 1) for line in subprocess.run(
+        [BUILD_DEBS.replace("build-debs", "compat-venv"), "--spec", oldest], stdout=subprocess.PIPE,
+        universal_newlines=True, check=True).stdout.split())
+    print("Depends: %s\n%s pins: %s" % (depends.strip(), oldest, pins))
+    for package, pypi in sorted(FLOOR_PACKAGES.items()):
+        want = pins[pypi].replace(".post1", "")
+        got = bounds.get(package, "")
+        assert got.split(":")[-1] == want, "%s: Depends has (>= %s), the oldest tested is %s (%s)" % (
+            package, got or "no bound", want, oldest)
+    assert bounds.get("python3", "").rstrip("~") == pins["python"], "python3: %s" % depends
 
 
 @pytest.mark.system

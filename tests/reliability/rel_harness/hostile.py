@@ -122,6 +122,7 @@ def run(server: HostileServer, scenario: Dict[str, Any], seconds: float, until: 
             except psutil.NoSuchProcess:
                 break
             if until is not None and until(server.routes()):
+                time.sleep(0.5)  # let the daemon act on (and log) the answer that satisfied ``until``
                 break
             time.sleep(0.1)
         alive = daemon.alive()

@@ -121,14 +121,17 @@ def bus_status() -> Dict[str, Any]:
 
 
 def progress_lines(job_id: str, since: int = 0, not_pid: str = "") -> List[int]:
-    """cells_done of each "job X: d/t cells" journal line of the job (not from not_pid)."""
+    """cells_done of each progress line ("43% ETA 12 min (620/1440) 1f3c2a4b") of the job
+    (not from not_pid); the line has % and ETA first and fits systemctl status's columns."""
     done = []
     for rec in journal(since, JOB_ID=job_id):
         if not_pid and rec.get("_PID") == not_pid:
             continue
-        m = re.search(r": (\d+)/(\d+) cells", rec.get("MESSAGE", ""))
+        msg = rec.get("MESSAGE", "")
+        m = re.match(r"^(\d+)%( ETA [0-9.]+ (s|min|h))? \((\d+)/(\d+)\) ([0-9a-f]{8})$", msg)
         if m:
-            done.append(int(m.group(1)))
+            check(m.group(6) == job_id[:8] and len(msg) <= 40, "short progress line with the short id", msg)
+            done.append(int(m.group(4)))
     return done
 
 
@@ -142,6 +145,95 @@ def api(path: str, raw: bool = False) -> Any:
 
 def as_tester(cmd: str, check_rc: bool = True) -> str:
     return sh("runuser -u %s -- %s" % (TESTER, cmd), check_rc=check_rc)
+
+
+def run(cmd: str, user: str = "") -> subprocess.CompletedProcess:
+    """A command whose exit status is part of what is checked (stdout, stderr apart)."""
+    if user:
+        cmd = "runuser -u %s -- %s" % (user, cmd)
+    return subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=120)
+
+
+def expect_rc(r: subprocess.CompletedProcess, code: int, what: str, *texts: str) -> None:
+    """The documented exit status (abrunnerd/exitcodes.py, man pages) and the fix named."""
+    out = r.stdout + r.stderr
+    check(r.returncode == code, "%s exits %d" % (what, code), (r.returncode, out[-1500:]))
+    for text in texts:
+        check(text in out, "%s says %r" % (what, text), out[-1500:])
+    REPORT["observed"].setdefault("exit_codes", {})[what] = [r.returncode, out.strip()[-300:]]
+
+
+def status_line() -> str:
+    """The Status: line of `systemctl status` (what STATUS= last said)."""
+    out = sh("systemctl status --no-pager %s" % UNIT, check_rc=False)
+    m = re.search(r'Status: "(.*)"', out)
+    return m.group(1) if m else ""
+
+
+def ctl_first_line(user: str = "") -> str:
+    r = run("abrunnerctl status", user)
+    expect_rc(r, 0, "abrunnerctl status" + (" as " + user if user else ""))
+    return r.stdout.splitlines()[0] if r.stdout else ""
+
+
+def write_token(mode: int, group: str) -> None:
+    tmp = TOKEN_FILE + ".new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(PARAMS["token"] + "\n")
+    sh("chown root:%s %s && chmod %o %s && mv %s %s" % (group, tmp, mode, tmp, tmp, TOKEN_FILE))
+
+
+CELLS_RE = re.compile(r"(\d+)% \((\d+)/(\d+) cells\)")
+
+
+class Sampler:
+    """Samples the Status line (and D-Bus cells) every 0.3 s in a thread while a stage
+    disturbs the job: progress must never decrease, never read 0/0 or another stage's
+    figure (a "training"/"paused" line either says "preparing" before any cell is known,
+    or shows cells whose percentage matches them)."""
+
+    def __init__(self) -> None:
+        import threading
+        self.lines: List[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                line = show("StatusText")
+            except Exception:
+                line = ""
+            if line and (not self.lines or self.lines[-1] != line):
+                self.lines.append(line)
+            self._stop.wait(0.3)
+
+    def __enter__(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def check(self, job8: str) -> None:
+        best, seen_cells = -1, False
+        for line in self.lines:
+            if job8 not in line:
+                continue
+            check("0/0" not in line, "no 0/0 in the status", line)
+            m = CELLS_RE.search(line)
+            if m:
+                pct, done, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
+                check(abs(pct - 100.0 * done / total) <= 1, "the percentage is the cells' own", line)
+                check(done >= best, "progress never goes backwards (%d after %d)" % (done, best),
+                      self.lines)
+                best, seen_cells = done, True
+            elif re.match(r"(training|paused) job", line):
+                check(not seen_cells and "preparing" in line,
+                      "a training line without cells says 'preparing', and only before any cell", line)
 
 
 def file_snapshot() -> List[str]:
@@ -166,6 +258,8 @@ def stage_install() -> None:
         sh("apt-get -q update", env=env)
         sh(cmd, env=env, timeout=600)
     check(sh("dpkg-query -W -f '${Status}' abrunnerd") == "install ok installed", "abrunnerd installed")
+    warnings = sh("journalctl -b --no-pager | grep -F 'Unknown username' || true")
+    check(not warnings.strip(), "no D-Bus 'Unknown username' warnings on install", warnings)
 
 
 def stage_idle() -> None:
@@ -226,7 +320,8 @@ def stage_status_idle() -> None:
           "abrunnerctl status says a token is missing", (root_out, user_out))
     denied = subprocess.run(["runuser", "-u", TESTER, "--", "abrunnerctl", "pause"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-    check(denied.returncode != 0, "an unprivileged user cannot pause the runner", denied.stdout)
+    check(denied.returncode == 77 and "root or group abrunner" in denied.stdout,
+          "an unprivileged user cannot pause the runner (exit 77, names the group)", denied.stdout)
     REPORT["observed"]["status_idle_root"] = root_out
     REPORT["observed"]["pause_as_user"] = denied.stdout.strip()
 
@@ -301,6 +396,112 @@ def stage_sysvinit() -> None:
           "init script status: not running")
 
 
+def stage_mistakes() -> None:
+    """The walk-through's mistakes, each with the Status line, `abrunnerctl status` and the
+    exit status checked: a YAML typo and a 0644 token refused by `systemctl reload` (no
+    lying "no token" status), a 0600 root:root token the daemon cannot read, `jobs` as a
+    user outside the group, then the fix. The server is unreachable here (port 9) so no
+    job is claimed yet."""
+    sh("systemctl start %s" % UNIT)  # the sysvinit stage left it stopped
+    line = poll(lambda: (lambda l: l if l.startswith("no token") else None)(status_line()), 60,
+                "the no-token Status line")
+    check("still the shipped example" in line, "the no-token line says server_url is the shipped example", line)
+    REPORT["observed"]["status_no_token"] = line
+    text = open(CONFIG).read()
+    good = re.sub(r"(?m)^#?\s*server_url:.*$", "server_url: http://127.0.0.1:9", text, count=1)
+    with open(CONFIG, "w") as f:
+        f.write(good + "\npol_interval: 2\n")  # the typo
+    expect_rc(run("systemctl reload %s" % UNIT), 1, "systemctl reload after a typo")
+    line = poll(lambda: (lambda l: l if l.startswith("configuration refused on reload") else None)(
+        status_line()), 30, "the Status line to show the refused reload")
+    check("pol_interval" in line and line.startswith("configuration refused on reload (still without a token)"),
+          "the Status line names the typo", line)
+    same = line.rstrip("…")  # STATUS= is bounded at 400 characters, abrunnerctl status is not
+    check(ctl_first_line().startswith(same) and ctl_first_line(TESTER).startswith(same),
+          "abrunnerctl status says the same", (ctl_first_line(), line))
+    expect_rc(run("runuser -u abrunner -- abrunnerd --check-config"), 78, "abrunnerd --check-config (typo)",
+              "pol_interval")
+    REPORT["observed"]["status_typo"] = line
+    with open(CONFIG, "w") as f:
+        f.write(good)
+
+    write_token(0o644, "abrunner")
+    expect_rc(run("systemctl reload %s" % UNIT), 1, "systemctl reload with a 0644 token")
+    line = poll(lambda: (lambda l: l if "every user" in l else None)(status_line()), 30,
+                "the Status line to name the 0644 token")
+    check(line.startswith("configuration refused on reload") and "chmod 0640" in line,
+          "the refused token's Status line names the chmod", line)
+    REPORT["observed"]["status_0644"] = line
+
+    write_token(0o600, "root")
+    expect_rc(run("systemctl reload %s" % UNIT), 1, "systemctl reload with a 0600 root:root token")
+    line = poll(lambda: (lambda l: l if "Permission denied" in l else None)(status_line()), 30,
+                "the Status line to name the unreadable token")
+    expect_rc(run("runuser -u abrunner -- abrunnerd --check-config"), 78,
+              "abrunnerd --check-config (0600 root:root token)", "token problem", "chown root:abrunner")
+    REPORT["observed"]["status_0600"] = line
+
+    expect_rc(run("abrunnerctl jobs", TESTER), 77, "abrunnerctl jobs as a user outside the group",
+              "needs root or group abrunner")
+    write_token(0o640, "abrunner")
+    expect_rc(run("systemctl reload %s" % UNIT), 0, "systemctl reload with the fixed token")
+    line = poll(lambda: (lambda l: l if l and not l.startswith(("configuration refused", "no token"))
+                         else None)(status_line()), 30, "the refusal to clear")
+    REPORT["observed"]["status_fixed"] = line
+    expect_rc(run("abrunnerctl jobs"), 69, "abrunnerctl jobs with the server unreachable")
+    sh("systemctl stop %s" % UNIT)
+    check(status_line().startswith("stopped"), "a stopped runner's Status line says stopped", status_line())
+
+
+def stage_pause_early() -> None:
+    """Pause right at the start of training (before the training process reports), then
+    resume: the Status line never shows another stage's figure or 0/0."""
+    job8 = PARAMS["job_id"][:8]
+    with Sampler() as sampler:
+        poll(lambda: (lambda s: s if s.get("state") in ("training", "paused") else None)(bus_status()), 180,
+             "training to start", interval=0.1)
+        expect_rc(run("abrunnerctl pause"), 0, "abrunnerctl pause")
+        poll(lambda: status_line().startswith("paused job " + job8), 30, "the paused Status line")
+        paused = status_line()
+        time.sleep(2)
+        check(status_line() == paused, "a paused job's line stays put", (paused, status_line()))
+        expect_rc(run("abrunnerctl resume"), 0, "abrunnerctl resume")
+        poll(lambda: status_line().startswith("training job " + job8), 30, "training again")
+        poll(lambda: training_status(1), 180, "a finished cell")
+    sampler.check(job8)
+    REPORT["observed"]["pause_early"] = sampler.lines[:20]
+
+
+def stage_restart() -> None:
+    """systemctl stop mid-training keeps the position (the stopped unit's Status says
+    where), start resumes there; a pause right after the restart shows that position."""
+    job8 = PARAMS["job_id"][:8]
+    st = poll(lambda: training_status(1), 180, "training with cells done")
+    with Sampler() as sampler:
+        sh("systemctl stop %s" % UNIT)
+        stopped = status_line()
+        m = CELLS_RE.search(stopped)
+        check(stopped.startswith("stopped: job %s" % job8) and m is not None,
+              "the stopped unit's Status line keeps the job's position", stopped)
+        kept = int(m.group(2))
+        check(kept >= int(st["cells_done"]), "kept position >= the one seen before", (kept, st))
+        stops = [r.get("MESSAGE", "") for r in journal(0) if "keeps its checkpoint at" in r.get("MESSAGE", "")]
+        check(bool(stops) and "cells" in stops[-1], "the stop line says how far the job got", stops[-3:])
+        sh("systemctl start %s" % UNIT)
+        expect_rc(run("abrunnerctl pause"), 0, "abrunnerctl pause right after a restart")
+        line = poll(lambda: (lambda l: l if l.startswith("paused job") else None)(status_line()), 60,
+                    "paused after the restart")
+        m = CELLS_RE.search(line)
+        check(m is not None and int(m.group(2)) >= kept, "paused right after a restart shows the kept "
+              "position, not 0%", (line, kept))
+        expect_rc(run("abrunnerctl resume"), 0, "abrunnerctl resume after the restart")
+        poll(lambda: training_status(kept + 1), 180, "training past the kept position")
+    sampler.check(job8)
+    resumed = [r.get("MESSAGE", "") for r in journal(0) if r.get("MESSAGE", "").startswith("resuming job")]
+    check(any("cells" in m for m in resumed), "the resume line says where the job resumes", resumed[-3:])
+    REPORT["observed"]["restart"] = {"stopped": stopped, "kept": kept, "lines": sampler.lines[:30]}
+
+
 def stage_configure() -> None:
     """What the admin does: token file, server URL, restart."""
     tmp = TOKEN_FILE + ".new"
@@ -353,6 +554,10 @@ def stage_progress() -> None:
         sh("systemctl status --no-pager %s" % UNIT, check_rc=False)), 60, "the progress STATUS line")
     line = re.search(r"Status: \"[^\"]*\"", out).group(0)
     REPORT["observed"]["systemctl_status_line"] = line
+    # The CGroup tree names the training processes (python3-setproctitle, a Recommends).
+    tree = sh("systemctl status --no-pager -l %s" % UNIT, check_rc=False)
+    check("abrunnerd: training job %s" % PARAMS["job_id"][:8] in tree and "abrunnerd: trainer pool process" in tree
+          and "multiprocessing.spawn" not in tree, "the CGroup tree names the training processes", tree[-3000:])
     print("systemctl status:", line)
     job8 = PARAMS["job_id"][:8]
     root_out = sh("abrunnerctl status")
@@ -437,7 +642,7 @@ def stage_finish() -> None:
 def stage_purge() -> None:
     """apt purge leaves nothing behind."""
     sh("journalctl -u %s --no-pager -o short-precise > %s/journal.txt" % (UNIT, OUT), check_rc=False)
-    sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q abrunnerd")
+    REPORT["purge_output"] = sh("DEBIAN_FRONTEND=noninteractive apt-get purge -y -q abrunnerd")
     status = sh("dpkg-query -W -f '${Status}' abrunnerd 2>/dev/null", check_rc=False).strip()
     check(status in ("", "unknown ok not-installed"), "abrunnerd purged", status)
     for path in ("/etc/abrunnerd", "/var/lib/abrunnerd", "/lib/systemd/system/abrunnerd.service",
@@ -452,6 +657,8 @@ def stage_purge() -> None:
     procs = subprocess.run(["pgrep", "-a", "-f", r"^\S*python3[.0-9]* (/usr/bin/abrunnerd|-m abrunnerd)"],
                            stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
     check(not procs, "no abrunnerd process left", procs)
+    noise = [l for l in REPORT.get("purge_output", "").splitlines() if re.search(r"deluser|delgroup|crontab", l)]
+    check(not noise, "no deluser/cron noise on purge", noise)
     before = set(REPORT.pop("before", []))
     left = []
     for path in sorted(set(file_snapshot()) - before):
@@ -469,7 +676,8 @@ def stage_purge() -> None:
 STAGES = [("preseed", stage_preseed), ("install", stage_install), ("debconf_token", stage_debconf_token),
           ("idle", stage_idle), ("files", stage_files), ("security", stage_security),
           ("status_idle", stage_status_idle), ("watchdog", stage_watchdog), ("sysvinit", stage_sysvinit),
-          ("configure", stage_configure), ("claim", stage_claim), ("progress", stage_progress),
+          ("mistakes", stage_mistakes), ("configure", stage_configure), ("pause_early", stage_pause_early),
+          ("claim", stage_claim), ("progress", stage_progress), ("restart", stage_restart),
           ("kill9", stage_kill9), ("upgrade", stage_upgrade), ("finish", stage_finish),
           ("upgrade_stopped", stage_upgrade_stopped), ("purge", stage_purge)]
 
@@ -498,6 +706,7 @@ def main() -> int:
         print("STAGE %s ok %.1f s" % (name, dt), flush=True)
     REPORT["total_seconds"] = round(time.monotonic() - t_all, 1)
     REPORT.pop("before", None)
+    REPORT.pop("purge_output", None)
     if os.path.isdir(OUT):
         with open(os.path.join(OUT, "report.json"), "w") as f:
             json.dump(REPORT, f, indent=1, default=str)
