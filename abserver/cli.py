@@ -127,6 +127,35 @@ IMPORT_ACTIONS = {"stored": "stored", "replaced": "replaced the owner's previous
                   "missing": "no document in lowlevel/: not imported"}
 
 
+class _StageProgress:
+    """Progress of a long dataset operation on stderr: a line per stage and at most one a second
+    (a redrawn line on a terminal, so a 20,000-recording submit does not scroll)."""
+
+    def __init__(self, stream) -> None:
+        import time
+        self._clock = time.monotonic
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._stage = None
+        self._last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = self._clock()
+        new_stage = stage != self._stage
+        if not (new_stage or done >= total or now - self._last >= 1.0):
+            return
+        if new_stage and self._stage is not None and self._tty:
+            self._stream.write("\n")
+        self._stage, self._last = stage, now
+        pct = 100 * done // total if total else 100
+        line = "abserver: %s: %d/%d (%d%%)" % (stage, done, total, pct)
+        self._stream.write(("\r" + line) if self._tty else (line + "\n"))
+        if self._tty and done >= total:
+            self._stream.write("\n")
+            self._stage = None
+        self._stream.flush()
+
+
 def cmd_submit(args) -> int:
     from . import jobs as job_store
     from .tables import datasets
@@ -154,11 +183,11 @@ def cmd_submit(args) -> int:
             if dataset_id else None
     if row is None:
         raise DatasetError("no dataset %s (see the id printed by import-dataset)" % sanitize(args.dataset_id))
-    # Freezing the snapshot (and its features bundle) takes seconds on large datasets: say so.
+    # Freezing the snapshot (and its features bundle) takes a minute on large datasets: show how far.
     print("abserver: freezing a snapshot of dataset %s and building its features bundle ..." % dataset_id,
           file=sys.stderr, flush=True)
     job_id = job_store.submit(engine, dataset_id, row.owner_id, "local" if args.local else "remote",
-                              options, args.seed)
+                              options, args.seed, progress=_StageProgress(sys.stderr))
     print("abserver: job queued in %.1f s" % (time.monotonic() - t0), file=sys.stderr)
     print(job_id)
     return 0
@@ -235,6 +264,7 @@ def cmd_serve(args) -> int:
         return 0
     from .serving import GunicornServer, gunicorn_options
 
+    os.environ["ABSERVER_CLIENT_TIMEOUT"] = str(args.client_timeout)  # read by the workers
     from .context import ENGINE_KEY
 
     # Refuse a bad schema or setting here, once, not in every worker; the workers open
@@ -354,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds an idle keep-alive connection is kept (default %(default)s)")
     p.add_argument("--max-requests", type=int, default=0,
                    help="restart a worker after this many requests, 0: never (default %(default)s)")
+    p.add_argument("--client-timeout", type=_positive, default=30,
+                   help="seconds a client may take to send a request's line and headers (default %(default)s)")
     p.add_argument("--dev", action="store_true", help="Flask's development server (one process, no limits)")
     add_timing_options(p)
     p.set_defaults(func=cmd_serve)

@@ -6,7 +6,7 @@ import stat
 import uuid
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import sqlalchemy as sa
 
@@ -16,6 +16,9 @@ from .errors import ApiError, invalid
 from .text import canonical_uuid, truncated_list
 from .tables import bundles, dataset_recordings, datasets, lowlevel, snapshots
 from .timefmt import now
+
+# progress(stage, done, total): how far a long dataset operation has come.
+Progress = Callable[[str, int, int], None]
 
 MAX_RECORDINGS = 100000
 
@@ -176,8 +179,11 @@ def put_lowlevel(conn, mbid: str, doc: Dict[str, Any], owner_id: int, artist: Op
     return "replaced"
 
 
-def get_documents(conn, mbids: List[str], owner_id: int) -> Dict[str, Tuple[Dict[str, Any], Optional[str]]]:
-    """``{mbid: (document, artist)}`` for the owner's stored documents among ``mbids``."""
+def get_documents(conn, mbids: List[str], owner_id: int,
+                  progress: Optional[Progress] = None) -> Dict[str, Tuple[Dict[str, Any], Optional[str]]]:
+    """``{mbid: (document, artist)}`` for the owner's stored documents among ``mbids``.
+
+    ``progress(stage, done, total)``, when given, is called after every chunk read."""
     found = {}
     for start in range(0, len(mbids), 500):
         chunk = mbids[start:start + 500]
@@ -187,6 +193,8 @@ def get_documents(conn, mbids: List[str], owner_id: int) -> Dict[str, Tuple[Dict
         )
         for row in rows:
             found[row.mbid] = (json.loads(zlib.decompress(row.document).decode("utf-8")), row.artist)
+        if progress is not None:
+            progress("reading documents", min(start + 500, len(mbids)), len(mbids))
     return found
 
 
@@ -386,19 +394,25 @@ class BuiltSnapshot(NamedTuple):
     content_sha256: str
 
 
-def build_snapshot(conn, dataset_row, options: Optional[Dict[str, Any]] = None) -> BuiltSnapshot:
+def build_snapshot(conn, dataset_row, options: Optional[Dict[str, Any]] = None,
+                   progress: Optional[Progress] = None) -> BuiltSnapshot:
     """Read the dataset and its owner's documents and encode the bundle: the long part of a
     submit, done without the database's write lock (the caller passes a read connection).
 
     With the job's ``options``, the bundle holds only what its preprocessing sets can use
     when that trains the same (version 2, docs/protocol.md); otherwise every document.
+    ``progress(stage, done, total)`` is told how far each stage has come (the admin CLI shows it).
     """
     classes = json.loads(dataset_row.classes)
     check_classes(classes)
     mbids = sorted({m for c in classes for m in c["recordings"]})
-    docs = get_documents(conn, mbids, dataset_row.owner_id)
+    docs = get_documents(conn, mbids, dataset_row.owner_id, progress)
     check_trainable(classes, docs)
-    stripped = [(m, strip_document(docs[m][0]), docs[m][1]) for m in mbids]
+    stripped = []
+    for i, m in enumerate(mbids, 1):
+        stripped.append((m, strip_document(docs[m][0]), docs[m][1]))
+        if progress is not None and (i % 100 == 0 or i == len(mbids)):
+            progress("preparing documents", i, len(mbids))
     columns: set = set()
     for _m, doc, _a in stripped:
         _float_paths(doc, (), columns, MAX_BUNDLE_COLUMNS)
@@ -411,7 +425,11 @@ def build_snapshot(conn, dataset_row, options: Optional[Dict[str, Any]] = None) 
         from abrunnerd.trainer.bundle import encode_for_job  # numpy; without it: the complete form
     except ImportError:
         options = None
+    if progress is not None:
+        progress("encoding the features bundle", 0, len(stripped))
     bundle = encode_bundle(stripped) if options is None else encode_for_job(stripped, options)
+    if progress is not None:
+        progress("encoding the features bundle", len(stripped), len(stripped))
     bundle_sha = hashlib.sha256(bundle).hexdigest()
     data = json.dumps({"name": dataset_row.name, "description": dataset_row.description, "classes": classes},
                       sort_keys=True)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from . import events, leases
 from .config import ServerConfig
-from .datasets import build_snapshot, get_dataset, store_snapshot
+from .datasets import Progress, build_snapshot, get_dataset, store_snapshot
 from .errors import ApiError, conflict, not_found
 from .options import normalize_options
 from .tables import bundles, datasets, jobs, snapshots
@@ -23,7 +23,7 @@ MAX_SEED = 2 ** 31 - 1
 
 
 def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: str, options: Any,
-           seed: Optional[int]) -> str:
+           seed: Optional[int], progress: Optional[Progress] = None) -> str:
     """Freeze a snapshot of the owner's dataset and queue a job on it.
 
     The bundle is built on a read connection, outside any write transaction (on SQLite a
@@ -38,7 +38,7 @@ def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: s
         raise ApiError(400, "bad_field", "seed must be an integer between 0 and %d" % MAX_SEED)
     with engine.connect() as conn:
         dataset = get_dataset(conn, dataset_id, owner_id)
-        built = build_snapshot(conn, dataset, opts)
+        built = build_snapshot(conn, dataset, opts, progress)
     with engine.begin() as conn:
         get_dataset(conn, dataset_id, owner_id)
         snapshot_id = store_snapshot(conn, dataset_id, built)

@@ -2,6 +2,7 @@
 also for what gunicorn refuses before the application sees it (decisions 7d)."""
 import json
 import logging
+import os
 import socket
 from typing import Any, Dict
 
@@ -16,7 +17,15 @@ log = logging.getLogger("abserver.serve")
 LIMIT_REQUEST_LINE = 8190  # bytes of "METHOD URL HTTP/1.1"
 LIMIT_REQUEST_FIELDS = 50  # header fields
 LIMIT_REQUEST_FIELD_SIZE = 8190  # bytes of one header field
-CLIENT_TIMEOUT = 30  # seconds a client may take to send a request's line and headers
+CLIENT_TIMEOUT = 30  # seconds a client may take to send a request's line and headers (default)
+
+
+def client_timeout() -> int:
+    """``abserver serve --client-timeout`` (passed to the workers as ABSERVER_CLIENT_TIMEOUT)."""
+    try:
+        return max(1, min(3600, int(os.environ.get("ABSERVER_CLIENT_TIMEOUT", CLIENT_TIMEOUT))))
+    except ValueError:
+        return CLIENT_TIMEOUT
 
 
 def _json_error(status: int, reason: str, code: str, message: str) -> bytes:
@@ -26,14 +35,29 @@ def _json_error(status: int, reason: str, code: str, message: str) -> bytes:
     return head.encode("latin-1") + body + b"\n"
 
 
+class _SlowClientFilter(logging.Filter):
+    """gunicorn logs a client's read timeout as a traceback; one line says what happened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], (socket.timeout, TimeoutError)):
+            record.msg, record.args = "closed a connection whose client sent no complete request in %d s", (
+                client_timeout(),)
+            record.exc_info, record.exc_text, record.levelno, record.levelname = None, None, logging.INFO, "INFO"
+        return True
+
+
 class JsonErrorWorker(ThreadWorker):
     """gunicorn's threaded worker; requests it refuses itself get the protocol's JSON errors
     (431 for oversized headers, 414 for an oversized request line) instead of HTML, and a
-    client that sends its request slowly is cut off after ``CLIENT_TIMEOUT`` seconds."""
+    client that sends its request slowly is cut off after ``client_timeout()`` seconds."""
+
+    def init_process(self):
+        self.log.error_log.addFilter(_SlowClientFilter())
+        super().init_process()
 
     def handle(self, conn):
         try:
-            conn.sock.settimeout(CLIENT_TIMEOUT)
+            conn.sock.settimeout(client_timeout())
         except OSError:
             pass
         return super().handle(conn)

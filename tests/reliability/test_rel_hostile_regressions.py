@@ -201,7 +201,7 @@ def test_corrupted_state_file_costs_only_that_job(hostile_server, case):
     assert any(k.startswith("quarantine/") for k in r.work_tree)
 
 
-@pytest.mark.parametrize("jobs_status,code,fragment", [(200, 0, "token is accepted"), (401, 69, "token rejected")])
+@pytest.mark.parametrize("jobs_status,code,fragment", [(200, 0, "token is accepted"), (401, 77, "token rejected")])
 def test_check_config_on_an_ab_only_server_tells_good_from_bad_tokens(hostile_server, tmp_path, case,
                                                                         jobs_status, code, fragment):
     """AB answers whoami 404 before it checks the token; check-config asks the job list instead."""

@@ -22,6 +22,9 @@ def test_admin_workflow_prints_ids(tmp_path):
     job = run("submit", dataset.stdout.strip(), "--remote", "--c-values", "1", "--artist-filter", "--normalize",
               "--seed", "7", db=db)
     assert job.returncode == 0, job.stderr
+    # Every stage of the snapshot build reports how far it came, ending at the dataset's 60 recordings.
+    for stage in ("reading documents", "preparing documents", "encoding the features bundle"):
+        assert "abserver: %s: 60/60 (100%%)" % stage in job.stderr, job.stderr
     listing = run("jobs", db=db)
     assert job.stdout.strip() in listing.stdout and "pending" in listing.stdout
     assert token.stdout.strip() not in listing.stdout + listing.stderr

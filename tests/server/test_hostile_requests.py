@@ -2,6 +2,7 @@
 lists, range and conditional requests, oversized headers: every answer JSON with a code."""
 import json
 import socket
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -95,3 +96,21 @@ def test_every_error_status_is_json_with_a_code(world):
     for r in cases:
         assert r.status_code >= 400 and r.headers["Content-Type"].startswith("application/json"), r.text
         assert r.json()["code"] and r.json()["message"] == r.json()["error"]
+
+
+def test_a_slow_client_is_cut_off_with_one_log_line(tmp_path):
+    """A client trickling its headers cannot hold a worker thread: closed after --client-timeout."""
+    from helpers.server import ServerProcess
+
+    with ServerProcess(tmp_path, args=("--client-timeout", "2")) as srv:
+        host = urlsplit(srv.base_url)
+        with socket.create_connection((host.hostname, host.port), timeout=30) as sock:
+            sock.sendall(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n")  # never finished
+            start = time.monotonic()
+            assert sock.recv(100) == b""
+            assert time.monotonic() - start < 15
+        deadline = time.monotonic() + 10
+        while "no complete request in 2 s" not in srv.log_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "no complete request in 2 s" in srv.log_text()
+        assert "Traceback" not in srv.log_text()
