@@ -594,7 +594,8 @@ class Runner:
         # The training figures (or the checkpoint's position) replace the download's fraction.
         self._set(st.PAUSED if proc.paused else st.TRAINING, stage="paused" if proc.paused else "training",
                   message="training", **self.progress.fields())
-        log.info("training job %s (process %d, %d workers, nice %d)", job.id, pgid,
+        # The trainer itself decides whether worker processes pay off (small grids run in-process).
+        log.info("training job %s (process %d, at most %d worker processes, nice %d)", job.id, pgid,
                  self.workers(), self.cfg.nice, extra=job_fields(job.id, job.dataset_id, "training", 0.0))
         last_logged = -1
         while True:

@@ -12,8 +12,11 @@ from helpers.postgres import PostgresCluster, pg_bindir  # noqa: E402
 from helpers.server import EXAMPLE_DATASET, ServerProcess  # noqa: E402
 from helpers import leaks  # noqa: E402
 
-# Every process this session starts inherits the marker; see helpers/leaks.py.
-os.environ.setdefault(leaks.MARKER, uuid.uuid4().hex)
+# Every process this session starts inherits the marker; see helpers/leaks.py. A session of
+# its own (each run gets a new marker, not the caller's): the compat-runtime tests run pytest
+# inside pytest, and a nested session that reaped the outer one's marker at its end killed the
+# outer session's PostgreSQL cluster under the tests that still needed it.
+os.environ[leaks.MARKER] = uuid.uuid4().hex
 _LEFTOVERS = []
 
 

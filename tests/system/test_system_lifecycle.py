@@ -80,8 +80,10 @@ def test_lifecycle(suite, sandbox, debs, server_factory, tmp_path):
 
     r = sandbox.run(suite, SCENARIO, src=src, out=out, timeout=900)
     report = _report(out, suite, r)
-    assert r.returncode == 0, "scenario failed on %s (exit %d):\n%s\n%s\n--- server log ---\n%s" % (
-        suite, r.returncode, r.stdout[-8000:], r.stderr[-4000:], srv.log_text()[-3000:])
+    failed = report.get("failed") or {}
+    assert r.returncode == 0, "scenario failed on %s (exit %d) in stage %s: %s\n%s\n%s\n--- server log ---\n%s" % (
+        suite, r.returncode, failed.get("stage"), failed.get("error"), r.stdout[-8000:], r.stderr[-4000:],
+        srv.log_text()[-3000:])
     assert token not in r.stdout + r.stderr, "the token appeared in the scenario's output"
 
     # the server's own view, independent of what the container saw
