@@ -164,7 +164,7 @@ def trained_models(tmp_path_factory, oracle):
     One run loads each document once for all ten histories (fresh GaiaTransform per pair).
     A model that fails to train is recorded and reported by its own test.
     """
-    trainer = pytest.importorskip("abrunnerd.trainer", reason="abrunnerd.trainer is not importable")
+    import abrunnerd.trainer as trainer
     ds = trainer.load_dataset_dir(AB_REAL_SMALL)
     tmp = tmp_path_factory.mktemp("trained")
     perturbed = perturbed_documents(ds.documents, tmp)

@@ -13,8 +13,8 @@ import pytest
 from rel_harness import leaks, record
 from rel_harness.procs import wait_for
 
-client_mod = pytest.importorskip("abrunnerd.client")
-config = pytest.importorskip("abrunnerd.config")
+import abrunnerd.client as client_mod
+import abrunnerd.config as config
 
 TOKEN = leaks.register("badansw" + "7c" * 28 + "e")
 BIG = 80 << 20  # more than the client's JSON limit (MAX_JSON_SIZE)

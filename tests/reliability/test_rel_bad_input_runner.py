@@ -17,8 +17,8 @@ import pytest
 
 from rel_harness import leaks, record
 
-config = pytest.importorskip("abrunnerd.config")
-fb = pytest.importorskip("abrunnerd.features_bundle")
+import abrunnerd.config as config
+import abrunnerd.features_bundle as fb
 
 TOKEN = leaks.register("bad1nput" + "5e" * 28)
 GOOD = "server_url: https://jobs.example.org\n"

@@ -17,8 +17,8 @@ import pytest
 
 from rel_harness import record
 
-trainer = pytest.importorskip("abrunnerd.trainer")
-fb = pytest.importorskip("abrunnerd.features_bundle")
+import abrunnerd.trainer as trainer
+import abrunnerd.features_bundle as fb
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "ab-real-small"

@@ -286,7 +286,7 @@ def test_other_owner_cannot_replace_a_document_of_anothers_dataset(srv):
 
 def _genuine(srv):
     """Claim a fresh tiny-grid job and train it in-process on the server's own bundle."""
-    trainer = pytest.importorskip("abrunnerd.trainer")
+    import abrunnerd.trainer as trainer
     from abrunnerd.trainer.bundle import dataset_from_bundle
     from abrunnerd.gaia.history import dumps_history
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import requests
+from abrunnerd.gaia.history import dumps_history, loads_history
 from helpers.jobflow import EXAMPLE_MODEL_PARAMS, FAKE_MODEL, claim, details, example_model, new_job, plausible_result, upload
 
 
@@ -115,9 +116,6 @@ def test_model_must_be_a_gaia_history(claimed):
 
 
 def test_model_classes_must_be_the_datasets(claimed, tmp_path):
-    pytest.importorskip("abrunnerd.trainer")
-    from abrunnerd.gaia.history import dumps_history, loads_history
-
     world, job, lease_id, good = claimed
     steps = loads_history(example_model())
     svm = [s for s in steps if s.analyzer == "svmtrain"][-1]
@@ -139,9 +137,6 @@ def test_model_must_be_the_named_best(claimed):
 
 
 def test_model_class_mapping_of_mixed_types_is_422_not_500(claimed):
-    pytest.importorskip("abrunnerd.trainer")
-    from abrunnerd.gaia.history import dumps_history, loads_history
-
     world, job, lease_id, good = claimed
     steps = loads_history(example_model())
     svm = [s for s in steps if s.analyzer == "svmtrain"][-1]

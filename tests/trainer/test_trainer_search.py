@@ -62,7 +62,7 @@ def test_final_model_steps_have_abs_chain_shape(small_result):
 
 
 def test_predictions_survive_the_history_round_trip(small_dataset, small_result):
-    history = pytest.importorskip("abrunnerd.gaia.history", reason="abrunnerd.gaia.history absent")
+    from abrunnerd.gaia import history
     from abrunnerd.trainer.model import predict_document
 
     docs = dict(list(sorted(small_dataset.documents.items()))[:12])
