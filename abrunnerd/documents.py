@@ -18,6 +18,8 @@ import os
 import stat
 from typing import Any, BinaryIO, Iterator, List, NamedTuple, Optional, Tuple
 
+from abrunnerd.treelimits import TreeLimitExceeded, check_tree_limits
+
 MAX_DOCUMENT_BYTES = 64 << 20  # an Essentia extractor JSON with frames is a few MB
 MAX_DEPTH = 64
 MAX_NODES = 2000000
@@ -165,29 +167,14 @@ def _load_yaml(data: bytes) -> Any:
 
 def check_tree(doc: Any) -> None:
     """Bound depth and size (YAML aliases could make a small file a huge tree); keys must be strings."""
-    stack = [(doc, 1)]
-    nodes = 0
-    while stack:
-        node, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_NODES:
-            raise DocumentError("more than %d values" % MAX_NODES)
-        if depth > MAX_DEPTH:
-            raise DocumentError("nested deeper than %d levels" % MAX_DEPTH)
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if not isinstance(key, str):
-                    raise DocumentError("key %r is not a string" % (key,))
-                if isinstance(value, (dict, list)):
-                    stack.append((value, depth + 1))
-                else:
-                    nodes += 1
-        elif isinstance(node, list):
-            for value in node:
-                if isinstance(value, (dict, list)):
-                    stack.append((value, depth + 1))
-                else:
-                    nodes += 1
+    try:
+        check_tree_limits(doc, MAX_NODES, MAX_DEPTH, lambda key: isinstance(key, str))
+    except TreeLimitExceeded as exc:
+        if exc.kind == "nodes":
+            raise DocumentError("more than %d values" % MAX_NODES) from None
+        if exc.kind == "depth":
+            raise DocumentError("nested deeper than %d levels" % MAX_DEPTH) from None
+        raise DocumentError("key %r is not a string" % (exc.key,)) from None
 
 
 __all__ = ["MAX_DOCUMENT_BYTES", "DocumentError", "Source", "expand_inputs", "iter_json_lines", "load_source",

@@ -13,6 +13,7 @@ import stat
 from typing import Any
 
 from abrunnerd.trainer.errors import DatasetError
+from abrunnerd.treelimits import TreeLimitExceeded, check_tree_limits
 
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024  # an extractor output with frames is a few MB; 64 MB is far beyond
 MAX_LIST_BYTES = 64 * 1024 * 1024  # groundtruth / filelist (about 100 bytes per entry)
@@ -68,32 +69,22 @@ def _text(data: bytes, path: str, what: str) -> str:
         raise problem("%s %s is not UTF-8 text (byte %d)" % (what, path, e.start)) from None
 
 
+def _plain_key(key: Any) -> bool:
+    return isinstance(key, (str, int)) and not isinstance(key, bool)
+
+
 def check_tree(value: Any, path: str, what: str) -> None:
     """Depth, node count and key types of a parsed file (iterative: no recursion limit to hit)."""
-    stack = [(value, 1)]
-    nodes = 0
-    while stack:
-        node, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_NODES:
-            raise problem("%s %s holds more than %d values (YAML aliases expanding?)" % (what, path, MAX_NODES))
-        if depth > MAX_DEPTH:
-            raise problem("%s %s nests deeper than %d levels" % (what, path, MAX_DEPTH))
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if not isinstance(k, (str, int)) or isinstance(k, bool):
-                    raise problem("%s %s has a key of type %s (%r); quote it to make it text"
-                                       % (what, path, type(k).__name__, k))
-                if isinstance(v, (dict, list)):
-                    stack.append((v, depth + 1))
-                else:
-                    nodes += 1
-        elif isinstance(node, list):
-            for v in node:
-                if isinstance(v, (dict, list)):
-                    stack.append((v, depth + 1))
-                else:
-                    nodes += 1
+    try:
+        check_tree_limits(value, MAX_NODES, MAX_DEPTH, _plain_key)
+    except TreeLimitExceeded as exc:
+        if exc.kind == "nodes":
+            raise problem("%s %s holds more than %d values (YAML aliases expanding?)"
+                          % (what, path, MAX_NODES)) from None
+        if exc.kind == "depth":
+            raise problem("%s %s nests deeper than %d levels" % (what, path, MAX_DEPTH)) from None
+        raise problem("%s %s has a key of type %s (%r); quote it to make it text"
+                      % (what, path, type(exc.key).__name__, exc.key)) from None
 
 
 def parse_json(data: bytes, path: str, what: str) -> Any:
