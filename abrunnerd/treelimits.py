@@ -43,6 +43,10 @@ def check_tree_limits(value: Any, max_nodes: int, max_depth: int, key_ok: Callab
                 stack.append((child, depth + 1))
             else:
                 nodes += 1
+    # Leaves are counted as their container is walked; those of the last container walked are
+    # compared here (a flat list of leaves has no later container to check them at).
+    if nodes > max_nodes:
+        raise TreeLimitExceeded("nodes")
 
 
 __all__ = ["TreeLimitExceeded", "check_tree_limits"]

@@ -20,6 +20,7 @@ def test_within_the_limits_passes():
 
 def test_each_limit_is_reported_by_kind():
     assert _kind([[], list(range(200))]).kind == "nodes"
+    assert _kind(list(range(200))).kind == "nodes"  # leaves of the last container walked count too
     deep = []
     for _ in range(10):
         deep = [deep]
@@ -31,6 +32,12 @@ def test_each_limit_is_reported_by_kind():
 def test_shared_alias_counts_each_time_it_is_reached():
     shared = list(range(30))
     assert _kind({"0": [], "a": shared, "b": shared, "c": shared, "d": shared}).kind == "nodes"
+
+
+def test_readers_refuse_a_flat_list_past_the_bound(monkeypatch):
+    monkeypatch.setattr(input_files, "MAX_NODES", 50)
+    with pytest.raises(DatasetError, match="holds more than 50 values"):
+        input_files.check_tree(list(range(60)), "f.yaml", "filelist")
 
 
 def test_readers_word_the_refusal_for_their_users():
