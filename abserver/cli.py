@@ -158,7 +158,7 @@ class _StageProgress:
 
 def cmd_submit(args) -> int:
     from . import jobs as job_store
-    from .tables import datasets
+    from .tables import datasets, jobs
 
     import sqlalchemy as sa
 
@@ -175,6 +175,8 @@ def cmd_submit(args) -> int:
         options["normalize"] = True
     import time
 
+    from . import builder
+
     engine = _engine(args)
     t0 = time.monotonic()
     dataset_id = canonical_uuid(args.dataset_id)
@@ -183,13 +185,45 @@ def cmd_submit(args) -> int:
             if dataset_id else None
     if row is None:
         raise DatasetError("no dataset %s (see the id printed by import-dataset)" % sanitize(args.dataset_id))
-    # Freezing the snapshot (and its features bundle) takes a minute on large datasets: show how far.
-    print("abserver: freezing a snapshot of dataset %s and building its features bundle ..." % dataset_id,
-          file=sys.stderr, flush=True)
+    # This command is no request worker: it builds the snapshot itself, through the same code
+    # as the server's builder (the job is queued already leased to this process, so no builder
+    # takes it meanwhile; if this process dies, the lease runs out and a builder does).
+    builder_id = builder.new_builder_id("submit")
     job_id = job_store.submit(engine, dataset_id, row.owner_id, "local" if args.local else "remote",
-                              options, args.seed, progress=_StageProgress(sys.stderr))
+                              options, args.seed, build_owner=builder_id, build_lease=builder.LEASE_SECONDS)
+    with engine.connect() as conn:
+        job = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+    # Freezing the snapshot (and its features bundle) takes a minute on large datasets: show how far.
+    print("abserver: job %s: freezing a snapshot of dataset %s and building its features bundle ..."
+          % (job_id, dataset_id), file=sys.stderr, flush=True)
+    try:
+        outcome = builder.build_job(engine, job, builder_id, progress=_StageProgress(sys.stderr))
+    except KeyboardInterrupt:
+        with engine.begin() as conn:
+            job_store.cancel(conn, job_id, row.owner_id)
+        print("abserver: interrupted; job %s canceled" % job_id, file=sys.stderr)
+        return 130
+    if outcome != "pending":
+        with engine.connect() as conn:
+            job = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+        print("abserver: job %s %s: %s" % (job_id, job.status, sanitize(job.status_msg or "-", 2000)),
+              file=sys.stderr)
+        return EX_DATAERR
     print("abserver: job queued in %.1f s" % (time.monotonic() - t0), file=sys.stderr)
     print(job_id)
+    return 0
+
+
+def cmd_build_worker(args) -> int:
+    """Build queued jobs' snapshots (``serve`` runs this itself; see docs/server.md)."""
+    from . import builder
+
+    engine = _engine(args)
+    worker = builder.Worker(engine, args.builder_id or None, args.build_lease_seconds, args.build_poll)
+    worker.install_signals()
+    built = worker.run(once=args.once, recover=args.recover or [])
+    if args.once:
+        print("abserver: built %d job(s)" % built, file=sys.stderr)
     return 0
 
 
@@ -202,17 +236,25 @@ def cmd_jobs(args) -> int:
     with engine.connect() as conn:
         rows = job_store.all_jobs(conn)
     ts = now()
-    fmt = "%-36s  %-8s %-6s %-29s  %-16s  %s"
+    fmt = "%-36s  %-9s %-6s %-29s  %-16s  %s"
     print(fmt % ("JOB", "STATUS", "WHERE", "SUBMITTED", "RUNNER", "PROGRESS"))
     for row in rows:
         status = effective_status(row, ts)
         print(fmt % (row.id, status, row.eval_location, http_date(row.created),
                      sanitize(row.runner_name or "-", 64), _progress_column(status, row.progress)))
+        if status == "failed" and row.error_code:  # a failed build: say why
+            print("    %s" % sanitize(row.status_msg or row.error_code, 300))
     return 0
 
 
 def _progress_column(status: str, raw) -> str:
-    """Only a running job's last ping is its progress; a finished job's last ping is stale."""
+    """Only a running job's last ping (or a preparing job's build progress) is its progress;
+    a finished job's last ping is stale."""
+    if status == "preparing":
+        try:
+            return "building " + sanitize(json.loads(raw).get("message") or "", 40) if raw else "queued to build"
+        except (ValueError, AttributeError):
+            return "?"
     if status != "running" or not raw:
         return "-"
     try:
@@ -251,16 +293,25 @@ def cmd_serve(args) -> int:
     config.validate()
     db_url = _db(args)
     host, port = args.bind
+    builders = _builder_spec(args, db_url)
     if args.dev:
+        import subprocess
+
         from werkzeug.serving import make_server
 
         server = make_server(host, port, create_app(db_url, config), threaded=True)
+        procs = [subprocess.Popen(builders.argv("dev-builder-%d" % i, []), env=builders.env)
+                 for i in range(builders.count)]
         print("abserver %s (development server, --dev) listening on http://%s:%d/api/v1/"
               % (__version__, host, server.server_port), flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait()
         return 0
     from .serving import GunicornServer, gunicorn_options
 
@@ -273,10 +324,31 @@ def cmd_serve(args) -> int:
     bind = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
     options = gunicorn_options(bind, args.workers, args.threads, args.timeout, args.graceful_timeout,
                                args.keep_alive, args.max_requests)
-    print("abserver %s starting gunicorn on %s (%d workers x %d threads, timeout %d s)"
-          % (__version__, bind, args.workers, args.threads, args.timeout), flush=True)
-    GunicornServer(lambda: create_app(db_url, config), options).run()
+    print("abserver %s starting gunicorn on %s (%d workers x %d threads, timeout %d s) and %d build worker(s)"
+          % (__version__, bind, args.workers, args.threads, args.timeout, builders.count), flush=True)
+    GunicornServer(lambda: create_app(db_url, config), options, builders).run()
     return 0
+
+
+def _builder_spec(args, db_url: str):
+    """The build workers ``serve`` runs: ``abserver build-worker`` processes with serve's database
+    (in the environment, not on the command line where ``ps`` shows a password) and settings."""
+    import sys as _sys
+
+    from .serving import BuilderSpec
+
+    env = dict(os.environ, ABSERVER_DB=db_url)
+    if getattr(args, "config", None):
+        env["ABSERVER_CONFIG"] = os.path.abspath(args.config)
+
+    def argv(builder_id: str, dead: List[str]) -> List[str]:
+        out = [_sys.executable, "-m", "abserver", "build-worker", "--builder-id", builder_id,
+               "--build-poll", str(args.build_poll), "--build-lease-seconds", str(args.build_lease_seconds)]
+        for dead_id in dead:
+            out += ["--recover", dead_id]
+        return out
+
+    return BuilderSpec(args.builders, argv, env)
 
 
 def _positive(value: str) -> int:
@@ -287,6 +359,38 @@ def _positive(value: str) -> int:
     if not 1 <= number <= 10000:
         raise argparse.ArgumentTypeError("must be an integer from 1 to 10000, got %r" % value)
     return number
+
+
+def _count(value: str) -> int:
+    if not value.isdigit() or int(value) > 16:
+        raise argparse.ArgumentTypeError("must be an integer from 0 to 16, got %r" % value)
+    return int(value)
+
+
+def _bounded(kind, low, high):
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            raise argparse.ArgumentTypeError("must be a number from %s to %s, got %r" % (low, high, value))
+        return number
+    return parse
+
+
+def add_build_options(p: argparse.ArgumentParser) -> None:
+    from . import builder
+
+    p.add_argument("--build-poll", type=_bounded(float, builder.MIN_POLL_SECONDS, builder.MAX_POLL_SECONDS),
+                   default=builder.POLL_SECONDS, metavar="S",
+                   help="seconds between looks for jobs to build when idle, %s to %s (default %%(default)s)"
+                   % (builder.MIN_POLL_SECONDS, builder.MAX_POLL_SECONDS))
+    p.add_argument("--build-lease-seconds", type=_bounded(int, builder.MIN_LEASE_SECONDS,
+                                                          builder.MAX_LEASE_SECONDS),
+                   default=builder.LEASE_SECONDS, metavar="S",
+                   help="a build not renewed for this long is taken by another builder, %d to %d "
+                   "(default %%(default)s)" % (builder.MIN_LEASE_SECONDS, builder.MAX_LEASE_SECONDS))
 
 
 def add_timing_options(p: argparse.ArgumentParser) -> None:
@@ -369,6 +473,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42, help="fold assignment seed (default %(default)s)")
     p.set_defaults(func=cmd_submit)
     sub.add_parser("jobs", parents=[common], help="list all jobs").set_defaults(func=cmd_jobs)
+    p = sub.add_parser("build-worker", parents=[common], help="build submitted jobs' snapshots (serve runs "
+                       "this itself; run it beside gunicorn started directly)",
+                       description="Take jobs in status 'preparing', build their snapshot and features bundle "
+                       "and queue them for runners. 'abserver serve' starts and supervises these itself "
+                       "(--builders); run this beside gunicorn when starting gunicorn directly.")
+    add_build_options(p)
+    p.add_argument("--once", action="store_true", help="build what is queued, then exit")
+    p.add_argument("--builder-id", help=argparse.SUPPRESS)
+    p.add_argument("--recover", action="append", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_build_worker)
     p = sub.add_parser("serve", parents=[common], help="run the API on gunicorn (see docs/server.md)",
                        description="Serve /api/v1 with gunicorn's threaded workers, a request timeout and "
                        "request-size limits; --dev runs Flask's development server instead.")
@@ -387,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-timeout", type=_positive, default=30,
                    help="seconds a client may take to send a request's line and headers (default %(default)s)")
     p.add_argument("--dev", action="store_true", help="Flask's development server (one process, no limits)")
+    p.add_argument("--builders", type=_count, default=1,
+                   help="build-worker processes started and supervised beside the workers, 0 to 16; "
+                   "0: run 'abserver build-worker' yourself (default %(default)s)")
+    add_build_options(p)
     add_timing_options(p)
     p.set_defaults(func=cmd_serve)
     return parser

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from .tables import job_events
 from .timefmt import now
 
-KINDS = ("submitted", "claimed", "resumed", "ping", "stalled", "unstalled", "done", "failed", "canceled")
+KINDS = ("submitted", "built", "claimed", "resumed", "ping", "stalled", "unstalled", "done", "failed", "canceled")
 MAX_TEXT = 500  # per string value; a failure reason may be 4000 characters
 _INSERT = sa.text("INSERT INTO job_events (job_id, at, kind, detail) VALUES (:job_id, :at, :kind, :detail)")
 

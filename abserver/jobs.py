@@ -13,22 +13,40 @@ import sqlalchemy as sa
 
 from . import events, leases
 from .config import ServerConfig
-from .datasets import Progress, build_snapshot, get_dataset, store_snapshot
-from .errors import ApiError, conflict, not_found
+from .datasets import check_classes, get_dataset
+from .errors import ApiError, conflict, invalid, not_found
 from .options import normalize_options
-from .tables import bundles, datasets, jobs, snapshots
+from .tables import bundles, dataset_recordings, datasets, jobs, lowlevel, snapshots
 from .timefmt import http_date, now
 
 MAX_SEED = 2 ** 31 - 1
 
 
-def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: str, options: Any,
-           seed: Optional[int], progress: Optional[Progress] = None) -> str:
-    """Freeze a snapshot of the owner's dataset and queue a job on it.
+# Every status a job can have, in the order of its life (docs/protocol.md, "Job states").
+STATES = ("preparing", "pending", "running", "done", "failed", "canceled")
 
-    The bundle is built on a read connection, outside any write transaction (on SQLite a
-    write transaction holds the database's only write lock, which every ping needs);
-    only the short insert of snapshot and job takes it."""
+
+def missing_documents(conn, dataset_id: str, owner_id: int) -> List[str]:
+    """The dataset's recordings without a document of the owner: one query on the index of
+    the dataset's recordings (no document is read)."""
+    have = sa.select(lowlevel.c.mbid).where(lowlevel.c.owner_id == owner_id,
+                                            lowlevel.c.mbid == dataset_recordings.c.mbid)
+    return [row.mbid for row in conn.execute(
+        sa.select(dataset_recordings.c.mbid)
+        .where(dataset_recordings.c.dataset_id == dataset_id, ~sa.exists(have))
+        .order_by(dataset_recordings.c.mbid))]
+
+
+def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: str, options: Any,
+           seed: Optional[int], build_owner: Optional[str] = None, build_lease: float = 0) -> str:
+    """Check what can be checked at once and queue a job in status ``preparing``.
+
+    The snapshot and its features bundle (a minute for 1,200 recordings) are built
+    later, outside the request, by a builder process (``abserver/builder.py``), which
+    flips the job to ``pending``; runners neither see nor can claim it before. Here only
+    cheap checks run: the fields, the dataset's classes, and one query for the owner's
+    documents. ``build_owner`` (the admin CLI, which builds in its own process) inserts the
+    job already leased to that builder for ``build_lease`` seconds."""
     if location not in ("remote", "local"):
         raise ApiError(400, "bad_field", "eval_location must be \"remote\" or \"local\"")
     opts = normalize_options(options)
@@ -38,19 +56,29 @@ def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: s
         raise ApiError(400, "bad_field", "seed must be an integer between 0 and %d" % MAX_SEED)
     with engine.connect() as conn:
         dataset = get_dataset(conn, dataset_id, owner_id)
-        built = build_snapshot(conn, dataset, opts, progress)
+        check_classes(json.loads(dataset.classes))
+        missing = missing_documents(conn, dataset_id, owner_id)
+    if missing:
+        raise invalid("missing_lowlevel", "%d recording(s) have no low-level document of yours: %s; upload "
+                      "them (PUT /low-level/<mbid>)" % (len(missing), ", ".join(missing[:5]) + (
+                          " and %d more" % (len(missing) - 5) if len(missing) > 5 else "")))
     with engine.begin() as conn:
-        get_dataset(conn, dataset_id, owner_id)
-        snapshot_id = store_snapshot(conn, dataset_id, built)
         job_id = str(uuid.uuid4())
         ts = now()
         conn.execute(jobs.insert().values(
-            id=job_id, owner_id=owner_id, dataset_id=dataset_id, snapshot_id=snapshot_id,
-            status="pending", eval_location=location, options=json.dumps(opts), seed=seed,
-            created=ts, updated=ts, stall_count=0,
+            id=job_id, owner_id=owner_id, dataset_id=dataset_id, snapshot_id=None,
+            status="preparing", eval_location=location, options=json.dumps(opts), seed=seed,
+            created=ts, updated=ts, stall_count=0, build_attempts=1 if build_owner else 0,
+            build_owner=build_owner, build_lease_expires=ts + build_lease if build_owner else None,
+            status_msg="waiting for its snapshot and features bundle to be built",
         ))
         events.record(conn, job_id, "submitted", {"location": location})
     return job_id
+
+
+def not_ready(job) -> ApiError:
+    return conflict("job_preparing", "job %s is still being prepared (its snapshot and features bundle are "
+                    "being built); it is listed once ready" % job.id)
 
 
 def list_pending_remote(conn, owner_id: int) -> List[Dict[str, Any]]:
@@ -110,10 +138,12 @@ def bundle_of(conn, job) -> Any:
 
 
 def job_details(conn, job) -> Dict[str, Any]:
-    """AB's job-details shape; the embedded dataset is the job's frozen snapshot."""
-    snap = snapshot_of(conn, job)
+    """AB's job-details shape; the embedded dataset is the job's frozen snapshot (while the job
+    is ``preparing``, the dataset as it is: the snapshot freezes it when built)."""
+    snap = snapshot_of(conn, job) if job.snapshot_id is not None else None
     dataset = conn.execute(sa.select(datasets).where(datasets.c.id == job.dataset_id)).first()
-    data = json.loads(snap.data)
+    data = json.loads(snap.data) if snap is not None else {
+        "classes": json.loads(dataset.classes), "description": dataset.description, "name": dataset.name}
     ts = now()
     return {
         "created": http_date(job.created),
@@ -129,6 +159,7 @@ def job_details(conn, job) -> Dict[str, Any]:
             "public": bool(dataset.public),
         },
         "dataset_id": job.dataset_id,
+        "error_code": job.error_code,
         "eval_location": job.eval_location,
         "id": job.id,
         "options": json.loads(job.options),

@@ -35,6 +35,9 @@ def decide_claim(job: Any, runner_id: str, lease_id: Optional[str], now: float) 
         raise conflict("not_remote", "job is for local evaluation, runners cannot claim it")
     if job.status in FINISHED:
         raise conflict("job_finished", "job is already %s" % job.status)
+    if job.status == "preparing":  # not listed either: its snapshot and bundle are not built yet
+        raise conflict("job_preparing", "job is still being prepared (its snapshot and features bundle are "
+                       "being built); it is listed once ready")
     if holds_lease(job, runner_id, lease_id):
         return lease_id  # type: ignore[return-value]
     if effective_status(job, now) == "pending":

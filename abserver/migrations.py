@@ -70,8 +70,32 @@ def _fill_dataset_recordings(conn) -> None:
                          {"d": dataset_id, "m": mbid})
 
 
+def _jobs_snapshot_nullable(conn) -> None:
+    """Version 5: a job in status 'preparing' has no snapshot yet. PostgreSQL drops the
+    constraint; SQLite cannot alter a column, so the table is rebuilt (SQLite's documented
+    procedure: new table, copy, drop, rename, indexes; foreign keys are off meanwhile and
+    checked before the commit, see ``upgrade``)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ALTER TABLE jobs ALTER COLUMN snapshot_id DROP NOT NULL"))
+        return
+    create = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'")).scalar()
+    relaxed = re.sub(r"(snapshot_id\s+CHAR\(36\))\s+NOT NULL", r"\1", create or "", count=1)
+    if relaxed == create or not re.match(r"CREATE TABLE \"?jobs\"?\s*\(", relaxed or ""):
+        raise MigrationError("the jobs table does not have the expected schema (snapshot_id CHAR(36) NOT NULL); "
+                             "was it changed by hand?")
+    indexes = [row[0] for row in conn.execute(sa.text(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs' AND sql IS NOT NULL"))]
+    columns = ", ".join(row[1] for row in conn.execute(sa.text("PRAGMA table_info(jobs)")))
+    conn.execute(sa.text(re.sub(r"CREATE TABLE \"?jobs\"?", "CREATE TABLE jobs_v5", relaxed, count=1)))
+    conn.execute(sa.text("INSERT INTO jobs_v5 (%s) SELECT %s FROM jobs" % (columns, columns)))
+    conn.execute(sa.text("DROP TABLE jobs"))
+    conn.execute(sa.text("ALTER TABLE jobs_v5 RENAME TO jobs"))
+    for statement in indexes:
+        conn.execute(sa.text(statement))
+
+
 # Data moves SQL cannot express portably, run after a version's SQL in the same transaction.
-PYTHON_STEPS = {3: _fill_dataset_recordings}
+PYTHON_STEPS = {3: _fill_dataset_recordings, 5: _jobs_snapshot_nullable}
 
 
 def upgrade(engine: sa.engine.Engine, target: int = 0) -> List[int]:
@@ -93,11 +117,25 @@ def upgrade(engine: sa.engine.Engine, target: int = 0) -> List[int]:
     for version, path in available():
         if version <= current or version > target:
             continue
-        with engine.begin() as conn:
-            for statement in _statements(path.read_text(encoding="utf-8"), engine.dialect.name):
-                conn.execute(sa.text(statement))
-            if version in PYTHON_STEPS:
-                PYTHON_STEPS[version](conn)
-            conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
+        with engine.connect() as conn:
+            sqlite = engine.dialect.name == "sqlite"
+            if sqlite:  # a no-op inside a transaction: set on the raw connection, before BEGIN
+                conn.connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    for statement in _statements(path.read_text(encoding="utf-8"), engine.dialect.name):
+                        conn.execute(sa.text(statement))
+                    if version in PYTHON_STEPS:
+                        PYTHON_STEPS[version](conn)
+                    if sqlite:
+                        broken = conn.execute(sa.text("PRAGMA foreign_key_check")).fetchall()
+                        if broken:
+                            raise MigrationError("version %d would leave %d row(s) referring to missing rows "
+                                                 "(first: table %s); nothing was changed" % (
+                                                     version, len(broken), broken[0][0]))
+                    conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
+            finally:
+                if sqlite:
+                    conn.connection.execute("PRAGMA foreign_keys=ON")
         applied.append(version)
     return applied

@@ -1,12 +1,17 @@
 """``abserver serve``: the API on gunicorn (threads, timeouts, request-size limits), JSON errors
-also for what gunicorn refuses before the application sees it (decisions 7d)."""
+also for what gunicorn refuses before the application sees it (decisions 7d), and the build
+workers that prepare submitted jobs outside the request workers (abserver/builder.py)."""
 import json
 import logging
 import os
+import signal
 import socket
-from typing import Any, Dict
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.http.errors import LimitRequestHeaders, LimitRequestLine
 from gunicorn.util import write_nonblock
 from gunicorn.workers.gthread import ThreadWorker
@@ -81,13 +86,116 @@ class JsonErrorWorker(ThreadWorker):
             pass
 
 
+class BuilderSpec:
+    """How ``serve`` starts its build workers: how many, and the command of one given its id and
+    the ids of dead builders whose leases it should free first."""
+
+    def __init__(self, count: int, argv: Callable[[str, List[str]], List[str]], env: Dict[str, str]) -> None:
+        self.count, self.argv, self.env = count, argv, env
+
+
+class ServeArbiter(Arbiter):
+    """gunicorn's arbiter that also keeps ``count`` build-worker processes (abserver/builder.py)
+    running: started with the workers, restarted when one dies (after 1 s, doubling up to a
+    minute while they keep dying young), sent SIGTERM with the workers on shutdown and killed
+    after the graceful timeout. A restarted builder first frees the build leases of the one
+    that died, so its job is built again at once."""
+
+    MAX_BACKOFF = 60.0
+
+    def __init__(self, app, builders: BuilderSpec) -> None:
+        self.builders = builders
+        self.BUILDERS: Dict[int, tuple] = {}  # pid -> (builder id, started)
+        self._dead: List[str] = []
+        self._backoff = 1.0
+        self._next_spawn = 0.0
+        self._stopping = False
+        super().__init__(app)
+
+    def _spawn_builder(self) -> None:
+        import uuid
+
+        builder_id = "builder@%s:%s" % (socket.gethostname()[:40], uuid.uuid4().hex[:12])
+        argv = self.builders.argv(builder_id, self._dead[-50:])
+        try:
+            pid = os.posix_spawn(argv[0], argv, self.builders.env)
+        except OSError as exc:
+            self.log.error("could not start a build worker (%s); retrying in %.0f s", exc, self._backoff)
+            self._next_spawn = time.monotonic() + self._backoff
+            return
+        self._dead = []
+        self.BUILDERS[pid] = (builder_id, time.monotonic())
+        self.log.info("started build worker %s (pid %d)", builder_id, pid)
+
+    def _reap_builders(self) -> None:
+        for pid, (builder_id, started) in list(self.BUILDERS.items()):
+            try:
+                wpid, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by gunicorn's waitpid(-1) first
+                wpid, status = pid, None
+            if not wpid:
+                continue
+            del self.BUILDERS[pid]
+            if self._stopping:
+                continue
+            self._dead.append(builder_id)
+            ran = time.monotonic() - started
+            self._backoff = 1.0 if ran > self.MAX_BACKOFF else min(self.MAX_BACKOFF, self._backoff * 2)
+            self._next_spawn = time.monotonic() + (1.0 if ran > self.MAX_BACKOFF else self._backoff)
+            how = "unknown status" if status is None else (
+                "signal %d" % os.WTERMSIG(status) if os.WIFSIGNALED(status) else "status %d" % os.WEXITSTATUS(status))
+            self.log.warning("build worker %s (pid %d) ended (%s) after %.0f s; starting another",
+                             builder_id, pid, how, ran)
+
+    def reap_workers(self):
+        self._reap_builders()
+        super().reap_workers()
+
+    def manage_workers(self):
+        super().manage_workers()
+        self._reap_builders()
+        while not self._stopping and len(self.BUILDERS) < self.builders.count \
+                and time.monotonic() >= self._next_spawn:
+            self._spawn_builder()
+
+    def stop(self, graceful=True):
+        self._stopping = True
+        for pid in list(self.BUILDERS):
+            self._kill(pid, signal.SIGTERM)
+        super().stop(graceful)
+        deadline = time.time() + self.cfg.graceful_timeout
+        while self.BUILDERS and time.time() < deadline:
+            self._reap_builders()
+            time.sleep(0.1)
+        for pid in list(self.BUILDERS):
+            self._kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+        self._reap_builders()
+
+    @staticmethod
+    def _kill(pid: int, sig: int) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 class GunicornServer(BaseApplication):
     """The app factory under gunicorn, configured from ``abserver serve``'s flags."""
 
-    def __init__(self, app_factory, options: Dict[str, Any]):
+    def __init__(self, app_factory, options: Dict[str, Any], builders: Optional[BuilderSpec] = None):
         self.app_factory = app_factory
         self.options = options
+        self.builders = builders or BuilderSpec(0, lambda _id, _dead: [], {})
         super().__init__()
+
+    def run(self):
+        try:
+            ServeArbiter(self, self.builders).run()
+        except RuntimeError as exc:
+            print("\nError: %s\n" % exc, file=sys.stderr)
+            sys.stderr.flush()
+            sys.exit(1)
 
     def load_config(self):
         for key, value in self.options.items():

@@ -70,7 +70,7 @@ jobs = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("owner_id", sa.Integer),
     sa.Column("dataset_id", sa.String(36)),
-    sa.Column("snapshot_id", sa.String(36)),
+    sa.Column("snapshot_id", sa.String(36)),  # NULL while 'preparing' (version 5)
     sa.Column("status", sa.String(16)),
     sa.Column("status_msg", sa.Text),
     sa.Column("eval_location", sa.String(16)),
@@ -92,6 +92,11 @@ jobs = sa.Table(
     sa.Column("upload_sha256", sa.String(64)),
     sa.Column("stalled_at", sa.Float),
     sa.Column("stall_count", sa.Integer),
+    # Version 5 (migrations/0005_background_builds.sql): the snapshot is built by abserver/builder.py.
+    sa.Column("build_owner", sa.String(64)),  # the builder holding the build
+    sa.Column("build_lease_expires", sa.Float),  # renewed while it builds; expired: another may take it
+    sa.Column("build_attempts", sa.Integer),
+    sa.Column("error_code", sa.String(64)),  # why a build failed (too_wide, missing_lowlevel, ...)
 )
 
 # Version 4 (migrations/0004_web_pages.sql): status history and the web pages' state.

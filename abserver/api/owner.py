@@ -1,5 +1,5 @@
 """The dataset owner's paths: create datasets and documents, submit, cancel, download the model."""
-from flask import Response, g, request
+from flask import Response, g, request, url_for
 
 from .. import jobs as job_store
 from ..context import engine
@@ -54,7 +54,10 @@ def evaluate(dataset_id):
                                   body.get("options"), body.get("seed"))
     except OptionsError as exc:
         raise ApiError(400, "bad_options", str(exc))
-    return json_response({"job_id": job_id}, 201)
+    # Accepted, not done: a builder process freezes the snapshot and builds the bundle, then
+    # the job becomes "pending" (docs/protocol.md, "Job states").
+    return json_response({"job_id": job_id, "status": "preparing"}, 202,
+                         {"Location": url_for("api.job_details", job_id=job_id)})
 
 
 @blueprint.route("/datasets/evaluation/jobs/<job_id>/cancel", methods=["POST"])

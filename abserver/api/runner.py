@@ -74,6 +74,8 @@ def features(job_id):
     job_id = canonical_id(job_id)
     with engine().connect() as conn:
         job = job_store.get_job(conn, job_id, g.user_id)
+        if job.snapshot_id is None:
+            raise job_store.not_ready(job)
         row = job_store.bundle_of(conn, job)
     data, sha = bytes(row.bundle), row.bundle_sha256
     etag = '"%s"' % sha

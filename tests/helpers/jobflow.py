@@ -127,10 +127,16 @@ def upload(srv, token: str, job_id: str, lease_id: str, result: Any, model: Opti
                         files=files, headers=srv.auth(token), timeout=300)
 
 
-def new_job(srv, token: str, dataset_id: str, **body) -> str:
-    """A fresh pending job on the owner's dataset, submitted over the API (small grid by default)."""
+def new_job(srv, token: str, dataset_id: str, wait: bool = True, **body) -> str:
+    """A fresh job on the owner's dataset, submitted over the API (small grid by default);
+    ``wait``: once the server's build worker made it pending (claimable)."""
     body.setdefault("options", {"c_values": [1, 3], "gamma_values": [-3], "preprocessing_values": ["basic"]})
     r = requests.post(srv.url("/datasets/%s/evaluate" % dataset_id), json=body, headers=srv.auth(token),
                       timeout=120)
-    assert r.status_code == 201, r.text
-    return r.json()["job_id"]
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "preparing"
+    job_id = r.json()["job_id"]
+    if wait:
+        built = srv.wait_built(token, job_id)
+        assert built["status"] == "pending", built
+    return job_id

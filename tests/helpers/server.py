@@ -44,6 +44,7 @@ class ServerProcess:
         self.gunicorn_workers = gunicorn_workers
         self.gunicorn_threads = gunicorn_threads
         self.proc: Optional[subprocess.Popen] = None
+        self.builder: Optional[subprocess.Popen] = None  # gunicorn mode: `abserver build-worker` beside it
         self.base_url = ""
         self.log_path = self.work_dir / "server.log"
 
@@ -62,7 +63,22 @@ class ServerProcess:
         return self.admin("import-dataset", str(directory), "--owner", owner).stdout.strip()
 
     def submit(self, dataset_id: str, *args: str) -> str:
+        """``abserver submit``: builds the snapshot in the admin command's process, so the job is
+        pending (claimable) when this returns."""
         return self.admin("submit", dataset_id, *args).stdout.strip()
+
+    def wait_built(self, token: str, job_id: str, timeout: float = 120.0) -> dict:
+        """Job details once the job has left ``preparing`` (its snapshot built by the build worker)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = requests.get(self.url("/datasets/evaluation/jobs/%s" % job_id), headers=self.auth(token), timeout=60)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            if body["status"] != "preparing":
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError("job %s still preparing after %.0f s:\n%s" % (job_id, timeout, self.log_text()[-3000:]))
+            time.sleep(0.05)
 
     @staticmethod
     def auth(token: str) -> dict:
@@ -75,6 +91,8 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         self.admin("init-db")
         log = open(self.log_path, "ab")
+        # Submitted jobs are built by a build worker: tests want it to look for work often.
+        build_args = [] if "--build-poll" in self.args else ["--build-poll", "0.1"]
         if self.gunicorn_workers:
             env = _env()
             env["ABSERVER_DB"] = self.db_url
@@ -82,10 +100,16 @@ class ServerProcess:
             cmd = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers",
                    str(self.gunicorn_workers), "--threads", str(self.gunicorn_threads),
                    "--graceful-timeout", "5", "--access-logfile", "-", "abserver.wsgi:app"]
+            # gunicorn started directly runs no build worker: start one beside it, as docs/server.md says.
+            build_args += [a for flag, value in zip(self.args[::2], self.args[1::2])
+                           if flag.startswith("--build-") for a in (flag, value)]
+            self.builder = subprocess.Popen([sys.executable, "-m", "abserver", "build-worker", "--db", self.db_url]
+                                            + build_args, stdout=log, stderr=subprocess.STDOUT, env=_env(),
+                                            start_new_session=True)
         else:
             env = _env()
             cmd = [sys.executable, "-m", "abserver", "serve", "--db", self.db_url,
-                   "--listen", "127.0.0.1:0"] + self.args
+                   "--listen", "127.0.0.1:0"] + self.args + build_args
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         log.close()
@@ -112,6 +136,9 @@ class ServerProcess:
             return ""
 
     def stop(self) -> None:
+        if self.builder is not None and self.builder.poll() is None:
+            self.builder.terminate()
+            self.builder.wait(timeout=20)
         if self.proc is None or self.proc.poll() is not None:
             return
         os.killpg(self.proc.pid, signal.SIGTERM)
