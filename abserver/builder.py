@@ -33,7 +33,7 @@ from . import events
 from .datasets import DatasetError, Progress, build_snapshot, store_snapshot
 from .errors import ApiError
 from .tables import datasets, jobs
-from .timefmt import now
+from .timefmt import http_date, now
 
 log = logging.getLogger("abserver.builder")
 
@@ -139,12 +139,12 @@ class _Heartbeat(threading.Thread):
     def beat(self) -> None:
         ts = now()
         values = {"build_lease_expires": ts + self.lease}
-        if self.stage is not None:
+        if self.stage is not None:  # shown by job details, `abserver jobs` and the web page
             stage, done, total = self.stage
             values["progress"] = json.dumps({
-                "stage": "preparing", "fraction": done / total if total else None, "eta_seconds": None,
-                "message": "%s: %d/%d" % (stage, done, total), "cells_done": None, "cells_total": None,
-                "runner_name": None, "runner_version": None, "at": None})
+                "stage": stage, "fraction": done / total if total else None, "eta_seconds": None,
+                "message": "%s: %d/%d recordings" % (stage, done, total), "cells_done": None, "cells_total": None,
+                "runner_name": None, "runner_version": None, "at": http_date(ts)})
         with self.engine.begin() as conn:
             kept = conn.execute(jobs.update().where(jobs.c.id == self.job_id, jobs.c.status == "preparing",
                                                     jobs.c.build_owner == self.builder_id)

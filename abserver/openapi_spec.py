@@ -86,8 +86,13 @@ SCHEMAS = {
         "runner_name": NULLABLE_STR, "runner_version": NULLABLE_STR, "at": HTTP_DATE,
     }),
     "JobDetails": obj({
-        "id": UUID, "dataset_id": UUID, "snapshot_id": UUID,
-        "status": {"type": "string", "enum": ["pending", "running", "done", "failed", "canceled"]},
+        "id": UUID, "dataset_id": UUID,
+        "snapshot_id": {"type": "string", "format": "uuid", "nullable": True,
+                        "description": "null while the job is preparing"},
+        "status": {"type": "string", "enum": ["preparing", "pending", "running", "done", "failed", "canceled"],
+                   "description": "preparing: submitted, its snapshot not built yet (not listed, not claimable)"},
+        "error_code": {"type": "string", "nullable": True,
+                       "description": "why the snapshot's build failed (too_wide, missing_lowlevel, ...)"},
         "status_msg": NULLABLE_STR, "eval_location": {"type": "string", "enum": ["remote", "local"]},
         "options": ref("Options"), "result": {"type": "object", "nullable": True},
         "created": HTTP_DATE, "updated": HTTP_DATE, "seed": {"type": "integer"},
@@ -173,7 +178,7 @@ def build() -> Dict[str, Any]:
                 206: {"description": "Part of the bundle", "content": {"application/x-abrunner-features": {
                     "schema": {"type": "string", "format": "binary"}}}},
                 304: {"description": "Not modified (If-None-Match matched the ETag)"},
-            }, 404, 416)}},
+            }, 404, 409, 416)}},
         JOB_PATH + "/ping": {"post": {
             "summary": "Status ping; renews the lease", "parameters": [JOB_ID],
             "requestBody": {"required": True, "content": json_content(ref("PingRequest"))},
@@ -228,10 +233,13 @@ def build() -> Dict[str, Any]:
                                                                  "dataset_id": UUID},
                                                                 ["success", "dataset_id"]))}, 400, 413, 415, 422)}},
         "/datasets/{dataset_id}/evaluate": {"post": {
-            "summary": "Freeze a snapshot and queue an evaluation job",
+            "summary": "Queue an evaluation job; its snapshot is built in the background",
             "parameters": [{"name": "dataset_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "requestBody": {"required": True, "content": json_content(ref("EvaluateRequest"))},
-            "responses": responses({201: ok_json("Queued", obj({"job_id": UUID}, ["job_id"]))},
+            "responses": responses({202: ok_json(
+                "Accepted: the job is 'preparing' until a build worker has frozen its snapshot and features "
+                "bundle; then 'pending' (or 'failed' with error_code). Location: the job's details.",
+                obj({"job_id": UUID, "status": {"type": "string", "enum": ["preparing"]}}, ["job_id", "status"]))},
                                    400, 404, 413, 415, 422)}},
     }
     return {

@@ -213,7 +213,7 @@ def submit(dataset_id):
         try:
             options, seed, location = _parse_submit(form)
             job_id = job_store.submit(_engine(), row.id, _user_id(), location, options, seed)
-            flash("Job submitted: %d configurations queued." % (
+            flash("Job submitted: %d configurations queued; runners see it once its snapshot is prepared." % (
                 len(options["c_values"]) * len(options["gamma_values"]) * len(options["preprocessing_values"])
                 * len(KERNELS)))
             return redirect(url_for("web.job", job_id=job_id), 303)

@@ -34,7 +34,7 @@ def _setup_db(db_url, owners, jobs_per_owner):
     """Users (tokens), a 2x2 dataset per owner, and jobs sharing one snapshot per owner."""
     import sqlalchemy as sa
 
-    from abserver import jobs as job_store
+    from abserver import builder, jobs as job_store
     from abserver.datasets import create_dataset, put_lowlevel
     from abserver.db import make_engine
     from abserver.migrations import upgrade
@@ -60,6 +60,7 @@ def _setup_db(db_url, owners, jobs_per_owner):
                                                  "classes": classes})
         first = job_store.submit(engine, ds, owner_id, "remote", {"c_values": [1], "gamma_values": [1],
                                                                   "preprocessing_values": ["basic"]}, 42)
+        builder.build_queued(engine)  # the build worker's work, in this process
         with engine.begin() as conn:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == first)).first()
             template = dict(row._mapping)

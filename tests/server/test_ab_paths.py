@@ -45,7 +45,7 @@ def test_job_details_have_ab_fields_and_types(world):
     srv = world.srv
     body = requests.get(srv.url("/datasets/evaluation/jobs/" + world.job), headers=srv.auth(world.alice)).json()
     assert JOB_DETAILS_KEYS <= set(body)
-    assert set(body) - JOB_DETAILS_KEYS == {"progress", "seed", "stalled"}
+    assert set(body) - JOB_DETAILS_KEYS == {"error_code", "progress", "seed", "stalled"}
     assert set(body["dataset"]) == DATASET_KEYS
     assert body["status"] == "pending" and body["eval_location"] == "remote"
     assert body["options"] == {"c_values": [1, 3], "gamma_values": [-3], "preprocessing_values": ["basic"],

@@ -41,7 +41,8 @@ def tiny_job(srv, token) -> str:
     data = {"name": "tiny", "classes": [{"name": "a", "recordings": mbids[:2]}, {"name": "b", "recordings": mbids[2:]}]}
     dataset = requests.post(srv.url("/datasets"), json=data, headers=srv.auth(token)).json()["dataset_id"]
     r = requests.post(srv.url("/datasets/%s/evaluate" % dataset), json={}, headers=srv.auth(token))
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
+    assert srv.wait_built(token, r.json()["job_id"])["status"] == "pending"
     return r.json()["job_id"]
 
 

@@ -34,8 +34,9 @@ def test_create_dataset_upload_documents_and_evaluate(world):
         assert r.status_code == 200 and r.json() == {"mbid": mbid}
     r = requests.post(srv.url("/datasets/%s/evaluate" % dataset_id),
                       json={"eval_location": "remote", "options": {"c_values": [1]}, "seed": 7}, headers=auth)
-    assert r.status_code == 201, r.text
-    job = requests.get(srv.url("/datasets/evaluation/jobs/%s" % r.json()["job_id"]), headers=auth).json()
+    assert r.status_code == 202 and r.json()["status"] == "preparing", r.text
+    job = srv.wait_built(world.bob, r.json()["job_id"])
+    assert job["status"] == "pending"
     assert job["seed"] == 7 and job["options"]["c_values"] == [1]
     assert job["options"]["gamma_values"] == [3, 1, -1, -3, -5, -7, -9, -11]
     assert job["dataset"]["num_recordings"] == 6 and job["dataset"]["public"] is False

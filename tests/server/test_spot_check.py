@@ -99,7 +99,7 @@ def test_honest_result_with_empty_folds_passes(trained):
     dataset = requests.post(srv.url("/datasets"), json=body, headers=srv.auth(token)).json()["dataset_id"]
     job_id = requests.post(srv.url("/datasets/%s/evaluate" % dataset), headers=srv.auth(token), json={
         "options": {"c_values": [1], "gamma_values": [-3], "preprocessing_values": ["lowlevel"]}}).json()["job_id"]
-    job = details(srv, token, job_id)
+    job = srv.wait_built(token, job_id)
     lease = claim(srv, token, job_id).json()
     bundle = requests.get(lease["features_url"], headers=srv.auth(token)).content
     groundtruth = {m: c["name"] for c in job["dataset"]["classes"] for m in c["recordings"]}

@@ -218,8 +218,9 @@ def _workload(harness, example_jobs, docs, sets, results, who):
         owner = (h.alice, h.bob)[(who + i) % 2]
         r = h.call(owner, "POST", "/datasets/%s/evaluate" % example_jobs[owner.name], json={
             "options": {"c_values": [1, 3], "gamma_values": [-3], "preprocessing_values": ["basic"]}})
-        assert r.status_code == 201, r.text
+        assert r.status_code == 202, r.text
         job_id = r.json()["job_id"]
+        h.srv.wait_built(owner.token, job_id)  # built by the server's build worker (issue 17 item 6)
         other = h.other(owner)  # the other owner can neither see nor touch it
         assert h.call(other, "GET", "/datasets/evaluation/jobs/%s" % job_id).status_code == 404
         assert h.call(other, "POST", "/datasets/evaluation/jobs/%s/cancel" % job_id).status_code == 404

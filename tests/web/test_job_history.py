@@ -2,7 +2,7 @@
 import re
 import uuid
 
-from abserver import migrations
+from abserver import builder, migrations
 from abserver.app import create_app
 from abserver.datasets import import_dataset_dir
 from abserver.db import make_engine
@@ -21,6 +21,7 @@ def test_a_long_job_keeps_its_claim_in_view(tmp_path):
     client = create_app(url).test_client()
     auth = {"Authorization": "Token " + token}
     job = client.post("/api/v1/datasets/%s/evaluate" % dataset, json={}, headers=auth).get_json()["job_id"]
+    assert builder.build_queued(engine) == 1  # the build worker's work, in this process
     claim = {"runner_id": str(uuid.uuid4()), "runner_name": "long-runner", "runner_version": "1"}
     lease = client.post("/api/v1/datasets/evaluation/jobs/%s/claim" % job, json=claim, headers=auth
                         ).get_json()["lease_id"]
