@@ -97,3 +97,36 @@ def test_upgrade_to_version_3_keeps_documents_per_owner_and_stores_bundles_once(
                              "VALUES (:m, :u, :d, 1, 2)"), {"m": mbid, "u": other, "d": b"x"})
     migrations.upgrade(engine)  # the versions after 3 too, before the server accepts it
     create_app(url)
+
+
+def test_upgrade_to_version_5_lets_a_job_wait_without_snapshot_and_keeps_its_history(url):
+    """Version 5 (background builds): jobs.snapshot_id becomes nullable (SQLite rebuilds the table
+    with foreign keys off and checks them before committing); rows, indexes and the job_events
+    references survive, and foreign keys are enforced again afterwards."""
+    engine = make_engine(url)
+    migrations.upgrade(engine, target=4)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (name, token_sha256, created) VALUES ('old', :h, 1)"), {"h": "0" * 64})
+        uid = conn.execute(sa.text("SELECT id FROM users")).scalar()
+        conn.execute(sa.text("INSERT INTO datasets VALUES ('d', :u, 'n', '', 1, '[]', 1, 1)"), {"u": uid})
+        conn.execute(sa.text("INSERT INTO bundles VALUES (:h, :b, 1, 1)"), {"h": "0" * 64, "b": b"x"})
+        conn.execute(sa.text("INSERT INTO snapshots (id, dataset_id, data, bundle_sha256, created) "
+                             "VALUES ('s', 'd', '{}', :h, 1)"), {"h": "0" * 64})
+        conn.execute(sa.text("INSERT INTO jobs (id, owner_id, dataset_id, snapshot_id, status, eval_location, "
+                             "options, seed, created, updated) VALUES ('j', :u, 'd', 's', 'done', 'remote', "
+                             "'{}', 42, 1, 1)"), {"u": uid})
+        conn.execute(sa.text("INSERT INTO job_events (job_id, at, kind) VALUES ('j', 1, 'submitted')"))
+    assert migrations.upgrade(engine) == [5]
+    with engine.begin() as conn:
+        row = conn.execute(sa.text("SELECT status, snapshot_id, build_attempts, error_code FROM jobs")).first()
+        assert (row.status, row.snapshot_id.strip(), row.build_attempts, row.error_code) == ("done", "s", 0, None)
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM job_events WHERE job_id = 'j'")).scalar() == 1
+        conn.execute(sa.text("INSERT INTO jobs (id, owner_id, dataset_id, snapshot_id, status, eval_location, "
+                             "options, seed, created, updated) VALUES ('p', :u, 'd', NULL, 'preparing', 'remote', "
+                             "'{}', 42, 2, 2)"), {"u": uid})
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("jobs")}
+    assert {"jobs_owner_status", "jobs_status_created"} <= indexes
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO job_events (job_id, at, kind) VALUES ('nope', 1, 'submitted')"))
+    create_app(url)
