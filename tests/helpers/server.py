@@ -36,13 +36,16 @@ class ServerProcess:
     """A running job server on a free loopback port; stops (and reaps) on exit."""
 
     def __init__(self, work_dir, db_url: Optional[str] = None, args: Sequence[str] = (),
-                 gunicorn_workers: int = 0, gunicorn_threads: int = 4):
+                 gunicorn_workers: int = 0, gunicorn_threads: int = 4, wsgi_app: str = "abserver.wsgi:app",
+                 gunicorn_timeout: int = 30):
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.db_url = db_url or "sqlite:///%s" % (self.work_dir / "abserver.db")
         self.args = list(args)
         self.gunicorn_workers = gunicorn_workers
         self.gunicorn_threads = gunicorn_threads
+        self.wsgi_app = wsgi_app  # gunicorn mode: the application (benchmarks wrap abserver's)
+        self.gunicorn_timeout = gunicorn_timeout
         self.proc: Optional[subprocess.Popen] = None
         self.builder: Optional[subprocess.Popen] = None  # gunicorn mode: `abserver build-worker` beside it
         self.base_url = ""
@@ -99,7 +102,8 @@ class ServerProcess:
             env.update(_config_env(self.args))
             cmd = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers",
                    str(self.gunicorn_workers), "--threads", str(self.gunicorn_threads),
-                   "--graceful-timeout", "5", "--access-logfile", "-", "abserver.wsgi:app"]
+                   "--graceful-timeout", "5", "--timeout", str(self.gunicorn_timeout), "--access-logfile", "-",
+                   self.wsgi_app]
             # gunicorn started directly runs no build worker: start one beside it, as docs/server.md says.
             build_args += [a for flag, value in zip(self.args[::2], self.args[1::2])
                            if flag.startswith("--build-") for a in (flag, value)]
