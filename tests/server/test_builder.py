@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import sqlalchemy as sa
 from helpers import jobflow
 from helpers.server import EXAMPLE_DATASET, ServerProcess, _env
@@ -304,3 +306,27 @@ def test_admin_submit_builds_in_its_own_process_with_stage_progress(tmp_path):
                       "encoding the features bundle: 60/60"):
             assert stage in done.stderr, done.stderr
         assert re.search(r"%s\s+pending" % job, srv.admin("jobs").stdout)
+
+
+@settings(max_examples=200, deadline=None)
+@given(flag=st.sampled_from(["--build-poll", "--build-lease-seconds", "--builders"]),
+       value=st.one_of(st.text(max_size=12), st.integers(-10 ** 6, 10 ** 6).map(str),
+                       st.floats(allow_nan=True, allow_infinity=True).map(str)))
+def test_build_flags_take_their_range_or_refuse_with_usage(flag, value):
+    """The build workers' flags (hostile input from a command line or the settings file): a value in
+    its documented range, or argparse's usage error (exit 2), never a traceback."""
+    from abserver import builder
+    from abserver.cli import build_parser
+
+    command = "serve" if flag == "--builders" else "build-worker"
+    try:
+        args = build_parser().parse_args([command, flag + "=" + value])
+    except SystemExit as exc:
+        assert exc.code == 2
+        return
+    if flag == "--build-poll":
+        assert builder.MIN_POLL_SECONDS <= args.build_poll <= builder.MAX_POLL_SECONDS
+    elif flag == "--build-lease-seconds":
+        assert builder.MIN_LEASE_SECONDS <= args.build_lease_seconds <= builder.MAX_LEASE_SECONDS
+    else:
+        assert 0 <= args.builders <= 16
