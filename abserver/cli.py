@@ -302,6 +302,13 @@ def cmd_serve(args) -> int:
         server = make_server(host, port, create_app(db_url, config), threaded=True)
         procs = [subprocess.Popen(builders.argv("dev-builder-%d" % i, []), env=builders.env)
                  for i in range(builders.count)]
+
+        def _stop(_signum, _frame):
+            raise KeyboardInterrupt  # SIGTERM stops the build workers too (below)
+
+        import signal
+
+        signal.signal(signal.SIGTERM, _stop)
         print("abserver %s (development server, --dev) listening on http://%s:%d/api/v1/"
               % (__version__, host, server.server_port), flush=True)
         try:
