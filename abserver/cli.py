@@ -368,6 +368,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _builder_id(value: str) -> str:
+    """A build worker's id as ``serve`` makes them (it is stored in jobs.build_owner, 64 characters)."""
+    if not 1 <= len(value) <= 64 or not all(33 <= ord(c) < 127 for c in value):
+        raise argparse.ArgumentTypeError("must be 1 to 64 printable ASCII characters without spaces")
+    return value
+
+
 def _count(value: str) -> int:
     if not value.isdigit() or int(value) > 16:
         raise argparse.ArgumentTypeError("must be an integer from 0 to 16, got %r" % value)
@@ -487,8 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(--builders); run this beside gunicorn when starting gunicorn directly.")
     add_build_options(p)
     p.add_argument("--once", action="store_true", help="build what is queued, then exit")
-    p.add_argument("--builder-id", help=argparse.SUPPRESS)
-    p.add_argument("--recover", action="append", help=argparse.SUPPRESS)
+    p.add_argument("--builder-id", type=_builder_id, help=argparse.SUPPRESS)  # given by serve
+    p.add_argument("--recover", type=_builder_id, action="append", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_build_worker)
     p = sub.add_parser("serve", parents=[common], help="run the API on gunicorn (see docs/server.md)",
                        description="Serve /api/v1 with gunicorn's threaded workers, a request timeout and "

@@ -9,6 +9,7 @@ import sys
 from typing import Any, Dict, List
 
 from . import __version__
+from .jobs import STATES
 
 UUID = {"type": "string", "format": "uuid"}
 NULLABLE_STR = {"type": "string", "nullable": True}
@@ -89,7 +90,7 @@ SCHEMAS = {
         "id": UUID, "dataset_id": UUID,
         "snapshot_id": {"type": "string", "format": "uuid", "nullable": True,
                         "description": "null while the job is preparing"},
-        "status": {"type": "string", "enum": ["preparing", "pending", "running", "done", "failed", "canceled"],
+        "status": {"type": "string", "enum": list(STATES),
                    "description": "preparing: submitted, its snapshot not built yet (not listed, not claimable)"},
         "error_code": {"type": "string", "nullable": True,
                        "description": "why the snapshot's build failed (too_wide, missing_lowlevel, ...)"},

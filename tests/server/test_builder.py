@@ -309,7 +309,7 @@ def test_admin_submit_builds_in_its_own_process_with_stage_progress(tmp_path):
 
 
 @settings(max_examples=200, deadline=None)
-@given(flag=st.sampled_from(["--build-poll", "--build-lease-seconds", "--builders"]),
+@given(flag=st.sampled_from(["--build-poll", "--build-lease-seconds", "--builders", "--builder-id", "--recover"]),
        value=st.one_of(st.text(max_size=12), st.integers(-10 ** 6, 10 ** 6).map(str),
                        st.floats(allow_nan=True, allow_infinity=True).map(str)))
 def test_build_flags_take_their_range_or_refuse_with_usage(flag, value):
@@ -319,6 +319,8 @@ def test_build_flags_take_their_range_or_refuse_with_usage(flag, value):
     from abserver.cli import build_parser
 
     command = "serve" if flag == "--builders" else "build-worker"
+    if flag in ("--builder-id", "--recover") and value.startswith("-"):
+        value = "x" + value  # argparse would read it as another option
     try:
         args = build_parser().parse_args([command, flag + "=" + value])
     except SystemExit as exc:
@@ -328,5 +330,8 @@ def test_build_flags_take_their_range_or_refuse_with_usage(flag, value):
         assert builder.MIN_POLL_SECONDS <= args.build_poll <= builder.MAX_POLL_SECONDS
     elif flag == "--build-lease-seconds":
         assert builder.MIN_LEASE_SECONDS <= args.build_lease_seconds <= builder.MAX_LEASE_SECONDS
+    elif flag in ("--builder-id", "--recover"):  # stored in jobs.build_owner (64 characters)
+        given_id = args.builder_id if flag == "--builder-id" else args.recover[0]
+        assert 1 <= len(given_id) <= 64 and given_id.isprintable() and " " not in given_id
     else:
         assert 0 <= args.builders <= 16
