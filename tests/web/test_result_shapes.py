@@ -5,7 +5,7 @@ import re
 
 import sqlalchemy as sa
 
-from abserver import migrations
+from abserver import builder, migrations
 from abserver.app import create_app
 from abserver.datasets import import_dataset_dir
 from abserver.db import make_engine
@@ -25,6 +25,7 @@ def test_result_without_combinations(tmp_path):
     dataset = import_dataset_dir(engine, str(EXAMPLE_DATASET), uid).dataset_id
     job = submit(engine, dataset, uid, "remote", {"c_values": [1], "gamma_values": [-3],
                                                   "preprocessing_values": ["basic"]}, 42)
+    assert builder.build_queued(engine) == 1  # the build worker's work, in this process
     result = {"parameters": {"model": {"classifier": "svm", "type": "C-SVC", "preprocessing": "basic",
                                        "kernel": "RBF", "C": 1, "gamma": -3}},
               "accuracy": 66.67, "confusion_matrix": {"orchestral": {"orchestral": 20},
