@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 SRC, OUT = "/sandbox/src", "/sandbox/out"
 PARAMS: Dict[str, Any] = json.load(open(os.path.join(SRC, "params.json")))
@@ -75,11 +75,17 @@ def as_server(cmd: str) -> str:
     return r.stdout
 
 
-def api(path: str, raw: bool = False) -> Any:
-    req = urllib.request.Request("http://127.0.0.1:%d/api/v1%s" % (PARAMS["port"], path),
-                                 headers={"Authorization": "Token " + STATE["token"]})
+def api(path: str, raw: bool = False, post: Any = None, status: Optional[list] = None) -> Any:
+    headers = {"Authorization": "Token " + STATE["token"]}
+    data = None
+    if post is not None:
+        data, headers["Content-Type"] = json.dumps(post).encode("utf-8"), "application/json"
+    req = urllib.request.Request("http://127.0.0.1:%d/api/v1%s" % (PARAMS["port"], path), data=data,
+                                 headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         body = resp.read()
+        if status is not None:
+            status.append(resp.status)
     return body if raw else json.loads(body.decode("utf-8"))
 
 
@@ -122,6 +128,9 @@ def stage_serve() -> None:
     REPORT["observed"]["exposure"] = float(m.group(1)) if m else None
     check(m is not None and float(m.group(1)) <= 2.5, "abserver.service is hardened (exposure <= 2.5)",
           out[-1500:])
+    builders = poll(lambda: sh("pgrep -a -u abserver -f 'abserver build-worker'", check_rc=False).strip(), 30,
+                    "the build worker serve starts")
+    REPORT["observed"]["build_worker"] = builders
 
 
 def stage_job() -> None:
@@ -132,6 +141,17 @@ def stage_job() -> None:
     listing = as_server("jobs")
     check(listing.splitlines()[0].split()[:2] == ["JOB", "STATUS"], "abserver jobs has a header", listing)
     check(STATE["job"] in listing and "pending" in listing, "the job is pending", listing)
+    # Over the API the submit answers at once and the unit's build worker builds the job.
+    codes: list = []
+    queued = api("/datasets/%s/evaluate" % dataset, post={"options": {"c_values": [1], "gamma_values": [-3],
+                                                                      "preprocessing_values": ["basic"]}},
+                 status=codes)
+    check(codes == [202] and queued.get("status") == "preparing", "an API submit answers 202 preparing",
+          (codes, queued))
+    built = poll(lambda: api("/datasets/evaluation/jobs/" + queued["job_id"])["status"] != "preparing"
+                 and api("/datasets/evaluation/jobs/" + queued["job_id"]), 120, "the build worker to build it")
+    check(built["status"] == "pending", "the API-submitted job was built and is pending", built)
+    api("/datasets/evaluation/jobs/%s/cancel" % queued["job_id"], post={})  # the runner trains the first only
 
 
 def stage_runner() -> None:
