@@ -125,11 +125,11 @@ class _Heartbeat(threading.Thread):
         super().__init__(name="build-heartbeat", daemon=True)
         self.engine, self.job_id, self.builder_id, self.lease = engine, job_id, builder_id, lease_seconds
         self.lost = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.stage: Optional[tuple] = None
 
     def run(self) -> None:
-        while not self._stop.wait(max(1.0, self.lease / 4.0)):
+        while not self._halt.wait(max(1.0, self.lease / 4.0)):
             try:
                 self.beat()
             except sa_exc.DBAPIError as exc:  # the lease may lapse; the store re-checks ownership
@@ -153,7 +153,7 @@ class _Heartbeat(threading.Thread):
             self.lost.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 def build_job(engine: sa.engine.Engine, job, builder_id: str, lease_seconds: float = LEASE_SECONDS,

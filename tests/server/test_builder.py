@@ -335,3 +335,30 @@ def test_build_flags_take_their_range_or_refuse_with_usage(flag, value):
         assert 1 <= len(given_id) <= 64 and given_id.isprintable() and " " not in given_id
     else:
         assert 0 <= args.builders <= 16
+
+
+def test_a_build_renews_its_lease_and_stops_when_the_job_is_canceled(tmp_path):
+    """The heartbeat renews the build lease while the build runs (a quarter lease apart) and finds
+    a cancel: the build stops without storing anything."""
+    big = make_dataset_dir(tmp_path / "big", 2 * BIG)
+    with ServerProcess(tmp_path / "srv", args=("--build-lease-seconds", "5")) as srv:
+        token = srv.add_user("alice")
+        dataset = srv.import_dataset(big, owner="alice")
+        job = evaluate(srv, token, dataset).json()["job_id"]
+        engine = make_engine(srv.db_url)
+
+        def lease():
+            with engine.connect() as conn:
+                return conn.execute(sa.text("SELECT build_lease_expires FROM jobs WHERE id = :j"), {"j": job}).scalar()
+
+        first = wait_for(lease, 60, "the build worker to take the job")
+        renewed = wait_for(lambda: (lease() or 0) > first and lease(), 10, "the lease to be renewed")
+        assert renewed > first
+        r = requests.post(srv.url("/datasets/evaluation/jobs/%s/cancel" % job), headers=srv.auth(token))
+        assert r.status_code == 200
+        wait_for(lambda: "job %s: canceled or taken over; nothing stored" % job in srv.log_text(), 30,
+                 "the build to notice the cancel")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM snapshots")).scalar() == 0
+        engine.dispose()
+        assert jobflow.details(srv, token, job)["status"] == "canceled"
