@@ -4,7 +4,8 @@ a job's documents through ``/low-level``, and keeping results in ``work_dir/resu
 
 Nothing is claimed, pinged or uploaded there; the job stays pending on the server, so
 ``claim.py`` skips jobs that already have a result here (a failed one is tried again
-when its dataset changes).
+when its dataset changes). Detection holds until the configuration is reloaded or the
+daemon restarts: after it no claim is sent, so the server is not asked twice per job.
 """
 import logging
 import os
@@ -25,6 +26,10 @@ class AbOnly:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
         self.detected = False  # the server has only AcousticBrainz's API (said once)
+
+    def reset(self) -> None:
+        """A reloaded configuration (perhaps another server_url): ask the server again."""
+        self.detected = False
 
     def server_is_ab_only(self, claim_error: ClientError) -> bool:
         """AcousticBrainz's real server answers unknown paths with 404, or with a 301 to

@@ -60,9 +60,11 @@ class Claimer:
                 continue  # failed here on this very dataset: tried again only when it changes
             if bad_details is None and not self._fits_in_memory(job_id, details):
                 continue
+            lease: Optional[Lease] = None
+            local_only = self.ab_only.detected  # nothing to claim there: not asked again (abonly.py)
             try:
-                lease: Optional[Lease] = client.claim(job_id, parts.runner_id, parts.cfg.runner_name, None)
-                local_only = False
+                if not local_only:
+                    lease = client.claim(job_id, parts.runner_id, parts.cfg.runner_name, None)
             except Conflict:
                 continue  # another runner was faster
             except BadAnswerError as exc:
@@ -72,7 +74,7 @@ class Claimer:
             except (NotFound, RedirectError) as exc:
                 if not self.ab_only.server_is_ab_only(exc):
                     continue
-                lease, local_only = None, True
+                local_only = True
             if bad_details is not None:
                 self._refuse(job_id, lease.lease_id if lease else None,
                              "the job details are malformed: %s" % bad_details, tell_server=not local_only)

@@ -115,6 +115,7 @@ class Runner:
             parts.client = parts.make_client()
             self.lease.reset()
             self.trouble.reset()
+            self.ab_only.reset()
             log.info("configuration reloaded from %s", cfg.path)
             parts.status.update(config_error="")
             if token is None:
