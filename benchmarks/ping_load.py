@@ -53,6 +53,7 @@ def make_jobs(srv: ServerProcess, token: str, count: int) -> List[Tuple[str, str
     def one(_):
         job = requests.post(srv.url("/datasets/%s/evaluate" % dataset), json={}, headers=auth,
                             timeout=120).json()["job_id"]
+        srv.wait_built(token, job)  # the server's build worker makes it claimable
         body = {"runner_id": str(uuid.uuid4()), "runner_name": "load", "runner_version": "0"}
         lease = requests.post(srv.url("/datasets/evaluation/jobs/%s/claim" % job), json=body, headers=auth,
                               timeout=120).json()["lease_id"]
