@@ -23,7 +23,7 @@ MAX_SEED = 2 ** 31 - 1
 
 
 def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: str, options: Any,
-           seed: Optional[int], progress: Optional[Progress] = None) -> str:
+           seed: Optional[int], progress: Optional[Progress] = None, quota_bytes: int = 0) -> str:
     """Freeze a snapshot of the owner's dataset and queue a job on it.
 
     The bundle is built on a read connection, outside any write transaction (on SQLite a
@@ -41,7 +41,7 @@ def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: s
         built = build_snapshot(conn, dataset, opts, progress)
     with engine.begin() as conn:
         get_dataset(conn, dataset_id, owner_id)
-        snapshot_id = store_snapshot(conn, dataset_id, built)
+        snapshot_id = store_snapshot(conn, dataset_id, built, quota_bytes)
         job_id = str(uuid.uuid4())
         ts = now()
         conn.execute(jobs.insert().values(
@@ -268,6 +268,7 @@ def cancel(conn, job_id: str, owner_id: int) -> str:
 
 
 def store_result(conn, job, result: Dict[str, Any], model: bytes, upload_sha256: str) -> None:
-    _update(conn, job, {"status": "done", "status_msg": None, "result": json.dumps(result),
-                        "model": model, "upload_sha256": upload_sha256, "updated": now()})
+    text = json.dumps(result)  # ASCII-only: its length is its size (stored_bytes, the quota's measure)
+    _update(conn, job, {"status": "done", "status_msg": None, "result": text, "model": model,
+                        "upload_sha256": upload_sha256, "updated": now(), "stored_bytes": len(text) + len(model)})
     events.record(conn, job.id, "done", {"accuracy": result.get("accuracy")})

@@ -97,3 +97,30 @@ def test_upgrade_to_version_3_keeps_documents_per_owner_and_stores_bundles_once(
                              "VALUES (:m, :u, :d, 1, 2)"), {"m": mbid, "u": other, "d": b"x"})
     migrations.upgrade(engine)  # the versions after 3 too, before the server accepts it
     create_app(url)
+
+
+def test_upgrade_to_version_5_measures_what_each_owner_stores(url):
+    """Version 5 keeps the sizes the storage quota sums beside the data; existing rows are
+    measured by the migration, and the quota's usage of an upgraded owner is right."""
+    from abserver.quota import usage
+
+    engine = make_engine(url)
+    migrations.upgrade(engine, target=4)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (name, token_sha256, created) VALUES ('old', :h, 1)"), {"h": "0" * 64})
+        uid = conn.execute(sa.text("SELECT id FROM users")).scalar()
+        conn.execute(sa.text("INSERT INTO datasets (id, owner_id, name, description, public, classes, created, "
+                             "last_edited) VALUES ('d', :u, 'nm', 'desc', 1, '[1,2]', 1, 1)"), {"u": uid})
+        conn.execute(sa.text("INSERT INTO bundles VALUES (:h, :b, 7, 1)"), {"h": "a" * 64, "b": b"bundle!"})
+        conn.execute(sa.text("INSERT INTO snapshots (id, dataset_id, data, bundle_sha256, content_sha256, created) "
+                             "VALUES ('s', 'd', '{\"x\": 1}', :h, :h, 1)"), {"h": "a" * 64})
+        conn.execute(sa.text("INSERT INTO jobs (id, owner_id, dataset_id, snapshot_id, status, eval_location, "
+                             "options, seed, created, updated, result, model) VALUES ('j', :u, 'd', 's', 'done', "
+                             "'remote', '{}', 1, 1, 1, '{\"accuracy\": 50}', :m)"), {"u": uid, "m": b"12345"})
+        conn.execute(sa.text("INSERT INTO lowlevel (mbid, owner_id, document, size_bytes, created) "
+                             "VALUES ('m', :u, 'doc', 3, 1)"), {"u": uid})
+    assert migrations.upgrade(engine) == [5]
+    with engine.connect() as conn:
+        used = usage(conn, uid)
+    assert used._asdict() == {"documents": 3, "bundles": 7, "datasets": len("[1,2]nmdesc") + len('{"x": 1}'),
+                              "results": len('{"accuracy": 50}') + 5}
