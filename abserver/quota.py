@@ -10,10 +10,11 @@ An owner's stored bytes are everything the server keeps because of them:
 * ``datasets``: their dataset definitions and frozen snapshot definitions (JSON);
 * ``results``: the result JSON and model (``.history``) of their finished jobs.
 
-``check`` is called by every path that stores something for an owner (PUT /low-level,
-both ``import-dataset`` forms, POST /datasets, the snapshot store of a submit, the result
-upload) with the bytes about to be added; over the quota is ``413 quota_exceeded`` (CLI:
-exit 65), naming used, limit and what to do. On PostgreSQL the owner's row is locked for
+``check`` (one item of known size) or ``guard`` (a batch: measured before and after) runs
+in the transaction of every path that stores something for an owner (PUT /low-level, both
+``import-dataset`` forms, POST /datasets, the snapshot store of a submit, the result
+upload); over the quota is ``413 quota_exceeded`` (CLI: exit 65), naming used, limit and
+what to do, and the transaction stores nothing. On PostgreSQL the owner's row is locked for
 the rest of the transaction so two concurrent stores of one owner cannot both pass the
 check; SQLite's transactions already hold the only write lock.
 """
@@ -85,13 +86,16 @@ def refuse(used: int, adding: int, quota_bytes: int, what: str) -> QuotaExceeded
         used, adding, quota_bytes)
 
 
-def check(conn, owner_id: int, adding: int, quota_bytes: int, what: str, freed: int = 0) -> None:
+def check(conn, owner_id: int, adding: int, quota_bytes: int, what: str, freed: int = 0,
+          serialise: bool = True) -> None:
     """Raise QuotaExceeded unless the owner's usage, less ``freed`` (bytes this store replaces),
     plus ``adding`` stays within ``quota_bytes`` (0: no quota). Call it in the transaction that
-    stores, right before the store."""
+    stores, right before the store; ``serialise=False`` for an early check on a read connection
+    that must not hold the owner's lock through long work (the store checks again)."""
     if quota_bytes <= 0:
         return
-    lock(conn, owner_id)
+    if serialise:
+        lock(conn, owner_id)
     used = usage(conn, owner_id).total - freed
     if adding - freed > 0 and used + adding > quota_bytes:
         raise refuse(used, adding, quota_bytes, what)

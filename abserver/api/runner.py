@@ -191,7 +191,7 @@ def upload_result(job_id):
             return _replay(job, digest)
         check_upload_lease(job, lease_id, now())
         size, what = len(json.dumps(result)) + len(model), "the result and model of job %s" % job_id
-        quota.check(conn, g.user_id, size, config().quota_bytes, what)  # before the costly checks
+        quota.check(conn, g.user_id, size, config().quota_bytes, what, serialise=False)  # before the costly checks
         snapshot = json.loads(job_store.snapshot_of(conn, job).data)
         options = json.loads(job.options)
         validate_result(result, snapshot, options, job.seed, model)
