@@ -12,8 +12,8 @@ An owner's stored bytes are everything the server keeps because of them:
 
 ``check`` (one item of known size) or ``guard`` (a batch: measured before and after) runs
 in the transaction of every path that stores something for an owner (PUT /low-level, both
-``import-dataset`` forms, POST /datasets, the snapshot store of a submit, the result
-upload); over the quota is ``413 quota_exceeded`` (CLI: exit 65), naming used, limit and
+``import-dataset`` forms, POST /datasets, the snapshot store of a submit (API, CLI or web
+page), the result upload); over the quota is ``413 quota_exceeded`` (CLI: exit 65), naming used, limit and
 what to do, and the transaction stores nothing. On PostgreSQL the owner's row is locked for
 the rest of the transaction so two concurrent stores of one owner cannot both pass the
 check; SQLite's transactions already hold the only write lock.

@@ -14,6 +14,7 @@ import pytest
 import requests
 from helpers.jobflow import claim, details, example_model, new_job, plausible_result, upload
 from helpers.server import EXAMPLE_DATASET, ServerProcess
+from helpers.web import WebSession
 
 from conftest import DB_PARAMS, NO_SPOT, _db_url
 
@@ -162,6 +163,12 @@ def test_submit_is_refused_when_the_snapshot_and_bundle_do_not_fit(srv):
     assert storage(srv, token) == before
     done = srv.admin("submit", dataset, "--c-values", "1", "--quota-bytes", str(QUOTA), check=False)
     assert done.returncode == 65 and "storage quota exceeded" in done.stderr, done.stderr
+    assert storage(srv, token) == before
+    web = WebSession(srv.base_url.rsplit("/api/v1", 1)[0])  # the owner's web pages submit too
+    assert web.sign_in(token).status_code in (302, 303)
+    page = web.post("/datasets/%s/submit" % dataset, {"c_values": "1", "gamma_values": "-3", "preprocessing": "basic",
+                                                      "seed": "42", "location": "remote"}, csrf_from="/datasets")
+    assert page.status_code == 400 and "storage quota exceeded" in page.text, page.text[-2000:]
     assert storage(srv, token) == before
 
 
