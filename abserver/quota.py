@@ -5,8 +5,8 @@ An owner's stored bytes are everything the server keeps because of them:
 * ``documents``: their low-level documents (compressed, as stored);
 * ``bundles``: the features bundles their snapshots reference, each distinct bundle once
   per owner. A bundle is stored once per content; when two owners' snapshots share one,
-  each owner is counted its full size (the simple honest rule: deleting either owner's
-  data would not free it, and neither owner can make the other pay for it);
+  each owner is counted its full size (the simple honest rule: neither owner's usage
+  changes with what the other stores, and either owner's snapshots alone keep it stored);
 * ``datasets``: their dataset definitions and frozen snapshot definitions (JSON);
 * ``results``: the result JSON and model (``.history``) of their finished jobs.
 
