@@ -436,6 +436,12 @@ def apply_settings(parser: argparse.ArgumentParser, values: dict) -> None:
                 sub.set_defaults(**settings.cli_defaults(values, [a.dest for a in sub._actions]))
 
 
+def _say(problem: object) -> None:
+    """One printable line on stderr: names from files and databases (a class folder called
+    ESC[2J, a newline in a path) are escaped, never sent to the terminal raw."""
+    print("abserver: %s" % sanitize(problem, limit=2000), file=sys.stderr)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     early = argparse.ArgumentParser(add_help=False)
@@ -444,30 +450,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         apply_settings(parser, settings.load(pre.config))
     except settings.SettingsError as exc:
-        print("abserver: %s" % exc, file=sys.stderr)
+        _say(exc)
         return EX_CONFIG
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
     try:
         return args.func(args)
     except (UserError, DatasetError, OptionsError) as exc:
-        print("abserver: %s" % exc, file=sys.stderr)
+        _say(exc)
         return EX_DATAERR
     except ApiError as exc:
-        print("abserver: %s" % exc.message, file=sys.stderr)
+        _say(exc.message)
         return EX_DATAERR
     except (MigrationError, ValueError) as exc:
-        print("abserver: %s" % exc, file=sys.stderr)
+        _say(exc)
         return EX_CONFIG
     except sa_exc.DBAPIError as exc:
-        print("abserver: database error: %s (%s)" % (str(exc.orig).strip().splitlines()[0], _db_hint(args)),
-              file=sys.stderr)
+        _say("database error: %s (%s)" % (str(exc.orig).strip().splitlines()[0], _db_hint(args)))
         return EX_UNAVAILABLE
     except sa_exc.ArgumentError as exc:
-        print("abserver: bad database URL: %s" % exc, file=sys.stderr)
+        _say("bad database URL: %s" % exc)
         return EX_CONFIG
     except OSError as exc:
-        print("abserver: %s" % exc, file=sys.stderr)
+        _say(exc)
         return EX_UNAVAILABLE
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from abrunnerd.gaia.chain import FIXED, REAL, VARIABLE, Descriptor, Layout, Step, StringList
 from abrunnerd.gaia.history import MAGIC, HistoryError, dumps_history, loads_history
 from gaia_vectors import SELF_TEST_HEX
+from helpers.mutation import mutate, mutation
 
 GOOD = bytes.fromhex(SELF_TEST_HEX)
 HEADER = MAGIC + struct.pack(">iI", 102, 1)
@@ -116,25 +117,6 @@ def _check(data: bytes) -> None:
     assert steps and all(isinstance(s, Step) for s in steps)
     # Whatever parses must be writable again into something that parses the same.
     assert loads_history(dumps_history(steps)) == steps
-
-
-mutation = st.tuples(st.integers(0, 2 ** 31), st.binary(min_size=1, max_size=8), st.sampled_from(["set", "insert", "delete", "truncate"]))
-
-
-def mutate(data: bytes, ops) -> bytes:
-    for pos, chunk, op in ops:
-        pos %= len(data) + 1
-        if op == "set":
-            data = data[:pos] + chunk + data[pos + len(chunk):]
-        elif op == "insert":
-            data = data[:pos] + chunk + data[pos:]
-        elif op == "delete":
-            data = data[:pos] + data[pos + len(chunk):]
-        else:
-            data = data[:pos]
-        if not data:
-            break
-    return data
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

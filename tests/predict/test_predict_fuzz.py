@@ -19,29 +19,12 @@ from abrunnerd.documents import DocumentError as ReadError
 from abrunnerd.documents import parse_document
 from abrunnerd.gaia.apply import DocumentError, ModelError, Prediction, compile_steps
 from abrunnerd.gaia.history import HistoryError, dumps_history, loads_history
+from helpers.mutation import mutate, mutation
 from predict_vectors import DOC, toy_steps
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = dumps_history(toy_steps())
 MODEL = compile_steps(toy_steps(), "toy")
-
-mutation = st.tuples(st.integers(0, 2 ** 31), st.binary(min_size=1, max_size=8),
-                     st.sampled_from(["set", "insert", "delete", "truncate"]))
-
-
-def mutate(data: bytes, ops) -> bytes:
-    for pos, chunk, op in ops:
-        pos %= len(data) + 1
-        if op == "set":
-            data = data[:pos] + chunk + data[pos + len(chunk):]
-        elif op == "insert":
-            data = data[:pos] + chunk + data[pos:]
-        elif op == "delete":
-            data = data[:pos] + data[pos + len(chunk):]
-        else:
-            data = data[:pos]
-    return data
-
 
 def load_or_refuse(data: bytes):
     try:

@@ -6,10 +6,12 @@ line, or one line on stderr and a documented exit code), never another exception
 never a hang. Named regression tests below pin each case of issue 16.
 """
 import os
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -229,12 +231,52 @@ def test_plain_http_to_loopback_literals_is_allowed(tmp_path, url):
     assert load_config(str(path), check_dirs=False).server_url == url.rstrip("/")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes everywhere; the daemon runs as user abrunner")
-def test_unwritable_work_dir_is_78_not_70(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir(mode=0o500)
-    msg = _refusal(tmp_path, "server_url: http://localhost\nwork_dir: %s/sub\n" % ro)
-    assert "line 2: key 'work_dir'" in msg
+def _config_refusal_as(uid: int, text: str) -> str:
+    """load_config in a forked child running as ``uid`` (root writes everywhere; the daemon
+    runs as user abrunner): the refusal's text, or what else happened."""
+    tmp = tempfile.mkdtemp(prefix="abr-unwritable-")
+    try:
+        os.chmod(tmp, 0o755)
+        path = os.path.join(tmp, "c.yaml")
+        with open(path, "w") as f:
+            f.write(text % {"dir": tmp})
+        os.chmod(path, 0o644)
+        ro = os.path.join(tmp, "ro")
+        os.mkdir(ro, 0o555)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: drop to uid, try, report through the pipe, never return
+            outcome = "?"
+            try:
+                os.close(read_end)
+                if os.geteuid() != uid:
+                    os.setgroups([])
+                    os.setgid(uid)
+                    os.setuid(uid)
+                load_config(path)
+                outcome = "accepted"
+            except ConfigError as exc:
+                outcome = "ConfigError: " + str(exc)
+            except BaseException as exc:  # noqa: B902 - reported to the parent, which fails the test
+                outcome = "%s: %s" % (type(exc).__name__, exc)
+            finally:
+                os.write(write_end, outcome.encode("utf-8", "replace"))
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as f:
+            outcome = f.read().decode("utf-8")
+        os.waitpid(pid, 0)
+        return outcome.replace(tmp, "<dir>")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_unwritable_work_dir_is_78_not_70():
+    """As root, the check runs in a child dropped to nobody (65534), the way the daemon runs unprivileged."""
+    uid = 65534 if os.geteuid() == 0 else os.geteuid()
+    outcome = _config_refusal_as(uid, "server_url: http://localhost\nwork_dir: %(dir)s/ro/sub\n")
+    assert outcome.startswith("ConfigError: ") and "line 2: key 'work_dir'" in outcome, outcome
+    assert "<dir>/ro" in outcome  # names the directory to fix
 
 
 def test_work_dir_that_is_a_file_is_refused(tmp_path):

@@ -171,6 +171,55 @@ def test_ab_only_server_with_301s_is_detected_once_and_missing_recordings_left_o
     assert "claim" in r.routes and "fail" not in r.routes  # nothing is reported to an AB-only server
 
 
+def test_ab_only_detection_sticks_claim_is_asked_once(hostile_server):
+    """After AB-only mode was detected the runner still sent a claim (and a whoami) for
+    every job it looked at; detection now holds for the life of the process."""
+    gone = {"status": 404, "body": {"message": "Not found"}}
+    doc = {"lowlevel": {"average_loudness": 0.5}, "metadata": {"tags": {}}}
+    r = hostile.run(hostile_server, scenario(claim=gone, whoami=gone, **{"2:claim": gone, "2:details": details(J2)},
+                                             lowlevel={"status": 200, "body": {M1: {"0": doc}, M2: {"0": doc},
+                                                                               "mbid_mapping": {}}}),
+                    40, until=lambda routes: routes.count("jobs") >= 4 and "2:details" in routes)
+    claims = [route for route in r.routes if route.endswith("claim")]
+    assert r.output.count("has only AcousticBrainz's API") == 1, r.output
+    assert claims == ["claim"] and r.routes.count("whoami") == 1, r.routes
+    assert r.output.count(messages.JOB_LOCAL_STARTED) == 2, r.output  # both jobs trained here
+
+
+def test_ab_only_detection_is_asked_again_after_a_reload(hostile_server, tmp_path):
+    """SIGHUP (a new configuration, perhaps another server) ends the detection: the next
+    job is offered to claim first, and the answer decides again."""
+    import os
+    import signal
+    from rel_harness.daemon import Daemon
+    from rel_harness.procs import wait_for
+    gone = {"status": 404, "body": {"message": "Not found"}}
+    doc = {"lowlevel": {"average_loudness": 0.5}, "metadata": {"tags": {}}}
+    only_j1 = {"status": 200, "body": {"jobs": [{"job_id": J1, "dataset_name": "one", "created": "x"}]}}
+    answers = dict(claim=gone, whoami=gone, **{"2:claim": gone, "2:details": details(J2)},
+                   lowlevel={"status": 200, "body": {M1: {"0": doc}, M2: {"0": doc}, "mbid_mapping": {}}})
+    hostile_server.set(scenario(jobs=only_j1, **answers))
+    daemon = Daemon(tmp_path, hostile_server.url, hostile.TOKEN, name="reload-daemon").start()
+    work = daemon.work_dir
+    try:
+        wait_for(lambda: (work / "results" / J1 / "result.json").exists() and not (work / "jobs" / J1).exists(),
+                 60, what="job 1 done here")
+        before = hostile_server.routes()
+        os.kill(daemon.proc.pid, signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in daemon.output(), 10, what="the reload")
+        hostile_server.set(scenario(**answers))  # J2 is pending too now (and the request log restarts)
+        wait_for(lambda: (work / "results" / J2 / "result.json").exists(), 60, what="job 2 done here")
+        after = hostile_server.routes()
+    finally:
+        daemon.stop()
+    out = daemon.output()
+    assert [r for r in before if r.endswith("claim")] == ["claim"] and before.count("whoami") == 1, before
+    assert [r for r in after if r.endswith("claim")] == ["2:claim"] and after.count("whoami") == 1, after
+    assert out.count("has only AcousticBrainz's API") == 2, out
+    assert out.index("configuration reloaded") < out.rindex("has only AcousticBrainz's API")
+    assert "Traceback" not in out, out
+
+
 def test_rate_limit_reset_in_is_honoured(hostile_server, case):
     limited = {"status": 429, "headers": {"X-RateLimit-Reset-In": "30"}, "body": {"message": "rate limited"}}
     r = hostile.run(hostile_server, scenario(jobs=limited), 6)

@@ -44,8 +44,8 @@ def test_the_codes_constants_are_the_tables():
     assert (gaia_cli.EX_DATAERR, gaia_cli.EX_NOINPUT) == (ec.DATAERR, ec.NOINPUT)
     known = {e.code for e in ec.TABLE}
     # every literal exit status the front ends return or raise is in the table
-    for mod in ("daemon.py", "ctl.py", "ctl_runner.py", "runner.py", "trainer/cli.py", "gaia/cli.py",
-                "gaia/predict_cli.py"):
+    for mod in ("daemon.py", "ctl.py", "ctl_runner.py", "runner/loop.py", "runner/retry.py", "trainer/cli.py",
+                "gaia/cli.py", "gaia/predict_cli.py"):
         with open(os.path.join(ROOT, "abrunnerd", mod)) as f:
             tree = ast.parse(f.read())
         for node in ast.walk(tree):
