@@ -207,3 +207,13 @@ def test_users_command_and_storage_path_show_the_usage(srv):
     assert st["username"] == name and st["quota_bytes"] == QUOTA and st["free_bytes"] == QUOTA - st["used_bytes"]
     line = next(l for l in srv.admin("users", "--quota-bytes", str(QUOTA)).stdout.splitlines() if l.startswith(name))
     assert "stores %.1f MB of 3.0 MB" % (st["used_bytes"] / 1e6) in line and "documents" in line
+
+
+@pytest.mark.parametrize("value", ["-1", str((1 << 50) + 1), "1e9", "2G", "", "0x10"])
+def test_quota_flag_out_of_range_is_one_usage_line(srv, value):
+    """--quota-bytes is range-checked like the settings file's quota_bytes (0 to 2^50)."""
+    name, _ = _user(srv)
+    for command in (["users"], ["import-dataset", str(EXAMPLE_DATASET), "--owner", name], ["submit", str(uuid.uuid4())]):
+        done = srv.admin(*command, "--quota-bytes", value, check=False)
+        assert done.returncode == 2 and "--quota-bytes: must be a number of bytes from 0 (no quota)" in done.stderr
+        assert "Traceback" not in done.stderr and done.stdout == ""
