@@ -28,7 +28,7 @@ datasets = sa.Table(
     sa.Column("classes", sa.Text),  # JSON [{"id", "name", "description", "recordings"}]
     sa.Column("created", sa.Float),
     sa.Column("last_edited", sa.Float),
-    sa.Column("size_bytes", sa.BigInteger),  # classes + name + description, for the quota (version 5)
+    sa.Column("size_bytes", sa.BigInteger),  # classes + name + description, for the quota (*_storage_sizes.sql)
 )
 
 lowlevel = sa.Table(  # one document per (recording, owner)
@@ -64,7 +64,7 @@ snapshots = sa.Table(
     sa.Column("bundle_sha256", sa.String(64)),  # -> bundles.sha256
     sa.Column("content_sha256", sa.String(64)),  # of data + bundle: equal snapshots are reused
     sa.Column("created", sa.Float),
-    sa.Column("size_bytes", sa.BigInteger),  # of data, for the quota (version 5)
+    sa.Column("size_bytes", sa.BigInteger),  # of data, for the quota (*_storage_sizes.sql)
 )
 
 jobs = sa.Table(
@@ -94,7 +94,7 @@ jobs = sa.Table(
     sa.Column("upload_sha256", sa.String(64)),
     sa.Column("stalled_at", sa.Float),
     sa.Column("stall_count", sa.Integer),
-    sa.Column("stored_bytes", sa.BigInteger),  # result JSON + model, for the quota (version 5)
+    sa.Column("stored_bytes", sa.BigInteger),  # result JSON + model, for the quota (*_storage_sizes.sql)
 )
 
 # Version 4 (migrations/0004_web_pages.sql): status history and the web pages' state.

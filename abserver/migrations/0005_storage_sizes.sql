@@ -1,4 +1,4 @@
--- Version 5: sizes for the per-owner storage quota (abserver/quota.py).
+-- Storage sizes for the per-owner storage quota (abserver/quota.py).
 -- The quota counts everything an owner stores; summing LENGTH() of result texts and
 -- snapshot definitions would read every one of them on each check, so their sizes are
 -- kept beside them, set when they are written. Existing rows are measured once here

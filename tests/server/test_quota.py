@@ -213,7 +213,8 @@ def test_users_command_and_storage_path_show_the_usage(srv):
 def test_quota_flag_out_of_range_is_one_usage_line(srv, value):
     """--quota-bytes is range-checked like the settings file's quota_bytes (0 to 2^50)."""
     name, _ = _user(srv)
-    for command in (["users"], ["import-dataset", str(EXAMPLE_DATASET), "--owner", name], ["submit", str(uuid.uuid4())]):
+    commands = (["users"], ["import-dataset", str(EXAMPLE_DATASET), "--owner", name], ["submit", str(uuid.uuid4())])
+    for command in commands:
         done = srv.admin(*command, "--quota-bytes", value, check=False)
         assert done.returncode == 2 and "--quota-bytes: must be a number of bytes from 0 (no quota)" in done.stderr
         assert "Traceback" not in done.stderr and done.stdout == ""

@@ -259,7 +259,8 @@ def _combination_problems(combos: Any, nfold: Any, n: int, best: Any, accuracy: 
             return out + ["%s: %r is not a new configuration of the grid" % (where, key)]
         seen.add(key)
         error = combo.get("error")
-        if combo["status"] not in ("ok", "failed") or not (error is None or isinstance(error, str) and len(error) <= 4000):
+        if combo["status"] not in ("ok", "failed") or not (error is None or isinstance(error, str)
+                                                             and len(error) <= 4000):
             return out + ["%s: status or error" % where]
         if combo["status"] == "failed":
             continue
@@ -410,7 +411,8 @@ def apply_result_change(result: Dict[str, Any], change) -> Optional[bytes]:
     elif kind == "type":
         field, how = arg
         path = {"seed": (result, "seed"), "nfold": (result["parameters"]["evaluation"], "nfold"),
-                "model.C": (result["parameters"]["model"], "C"), "model.gamma": (result["parameters"]["model"], "gamma"),
+                "model.C": (result["parameters"]["model"], "C"),
+                "model.gamma": (result["parameters"]["model"], "gamma"),
                 "cm": (result["confusion_matrix"][CLASSES[0]], CLASSES[0]),
                 "n_recordings": (result["dataset"], "n_recordings")}.get(field)
         if field in ("fold_total", "fold_correct") and combos:
