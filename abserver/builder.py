@@ -32,6 +32,7 @@ from sqlalchemy import exc as sa_exc
 from . import events
 from .datasets import DatasetError, Progress, build_snapshot, store_snapshot
 from .errors import ApiError
+from .quota import QuotaExceeded
 from .tables import datasets, jobs
 from .timefmt import http_date, now
 
@@ -157,13 +158,16 @@ class _Heartbeat(threading.Thread):
 
 
 def build_job(engine: sa.engine.Engine, job, builder_id: str, lease_seconds: float = LEASE_SECONDS,
-              progress: Optional[Progress] = None, storing: Optional[Callable[[bool], None]] = None) -> str:
+              progress: Optional[Progress] = None, storing: Optional[Callable[[bool], None]] = None,
+              quota_bytes: int = 0) -> str:
     """Build the snapshot of ``job`` (leased to ``builder_id``) and queue it for runners.
 
     Returns ``"pending"`` (built and queued), ``"failed"`` (refused: the job says why) or
     ``"lost"`` (canceled or taken over meanwhile: nothing stored). Raises Stopped (after
     giving the job back) on SIGTERM/SIGINT, and database errors (after giving it back).
-    ``storing(True)`` / ``storing(False)`` bracket the final write transaction."""
+    ``storing(True)`` / ``storing(False)`` bracket the final write transaction. A snapshot
+    that would take the owner past ``quota_bytes`` (abserver/quota.py) fails the job with
+    ``quota_exceeded`` and stores nothing."""
     heartbeat = _Heartbeat(engine, job.id, builder_id, lease_seconds)
 
     def tick(stage: str, done: int, total: int) -> None:
@@ -207,7 +211,7 @@ def build_job(engine: sa.engine.Engine, job, builder_id: str, lease_seconds: flo
     if storing is not None:
         storing(True)
     try:
-        return _store(engine, job, builder_id, built)
+        return _store(engine, job, builder_id, built, quota_bytes)
     finally:
         if storing is not None:
             storing(False)
@@ -230,27 +234,33 @@ def _fail(engine, job, builder_id: str, code: str, message: str) -> str:
     return "failed"
 
 
-def _store(engine, job, builder_id: str, built) -> str:
+def _store(engine, job, builder_id: str, built, quota_bytes: int) -> str:
     """Store the snapshot and make the job claimable, in one short write transaction."""
     for attempt in range(3):
         try:
-            with engine.begin() as conn:
-                query = sa.select(jobs.c.status, jobs.c.build_owner).where(jobs.c.id == job.id)
-                if conn.dialect.name == "postgresql":
-                    query = query.with_for_update()
-                row = conn.execute(query).first()
-                if row is None or row.status != "preparing" or row.build_owner != builder_id:
-                    return "lost"  # canceled, or our lease lapsed and another builder has it
-                snapshot_id = store_snapshot(conn, job.dataset_id, built)
-                conn.execute(jobs.update().where(jobs.c.id == job.id).values(
-                    status="pending", snapshot_id=snapshot_id, status_msg=None, progress=None, updated=now(),
-                    build_owner=None, build_lease_expires=None))
-                events.record(conn, job.id, "built", {"snapshot_id": snapshot_id})
-            return "pending"
+            return _store_once(engine, job, builder_id, built, quota_bytes)
+        except QuotaExceeded as exc:  # the transaction rolled back: nothing stored
+            return _fail(engine, job, builder_id, exc.code, exc.message)
         except sa_exc.IntegrityError:  # another builder stored the same bundle at the same moment
             if attempt == 2:
                 raise
     return "lost"
+
+
+def _store_once(engine, job, builder_id: str, built, quota_bytes: int) -> str:
+    with engine.begin() as conn:
+        query = sa.select(jobs.c.status, jobs.c.build_owner).where(jobs.c.id == job.id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None or row.status != "preparing" or row.build_owner != builder_id:
+            return "lost"  # canceled, or our lease lapsed and another builder has it
+        snapshot_id = store_snapshot(conn, job.dataset_id, built, quota_bytes)
+        conn.execute(jobs.update().where(jobs.c.id == job.id).values(
+            status="pending", snapshot_id=snapshot_id, status_msg=None, progress=None, updated=now(),
+            build_owner=None, build_lease_expires=None))
+        events.record(conn, job.id, "built", {"snapshot_id": snapshot_id})
+    return "pending"
 
 
 class Worker:
@@ -261,8 +271,10 @@ class Worker:
     let it finish first."""
 
     def __init__(self, engine: sa.engine.Engine, builder_id: Optional[str] = None,
-                 lease_seconds: float = LEASE_SECONDS, poll_seconds: float = POLL_SECONDS) -> None:
+                 lease_seconds: float = LEASE_SECONDS, poll_seconds: float = POLL_SECONDS,
+                 quota_bytes: int = 0) -> None:
         self.engine = engine
+        self.quota_bytes = quota_bytes
         self.builder_id = builder_id or new_builder_id()
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -319,12 +331,12 @@ class Worker:
     def build(self, job) -> str:
         """``build_job`` with SIGTERM held off during the final store only."""
         return build_job(self.engine, job, self.builder_id, self.lease_seconds,
-                         storing=lambda flag: setattr(self, "_storing", flag))
+                         storing=lambda flag: setattr(self, "_storing", flag), quota_bytes=self.quota_bytes)
 
 
-def build_queued(engine: sa.engine.Engine) -> int:
+def build_queued(engine: sa.engine.Engine, quota_bytes: int = 0) -> int:
     """Build every queued job now, in this process (tests, ``build-worker --once``)."""
-    return Worker(engine, new_builder_id("once")).run(once=True)
+    return Worker(engine, new_builder_id("once"), quota_bytes=quota_bytes).run(once=True)
 
 
 __all__ = ["Worker", "build_job", "build_queued", "release", "release_builder", "take", "new_builder_id"]

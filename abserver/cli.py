@@ -9,7 +9,7 @@ from typing import List, Optional
 from sqlalchemy import exc as sa_exc
 
 from . import __version__, settings
-from .config import ServerConfig
+from .config import MAX_QUOTA_BYTES, ServerConfig
 from .datasets import DatasetError
 from .db import DEFAULT_URL, make_engine
 from .errors import ApiError
@@ -93,12 +93,27 @@ def cmd_disable_user(args) -> int:
 
 
 def cmd_users(args) -> int:
+    from .quota import usage
+
     with _engine(args).connect() as conn:
         for row in list_users(conn):
             state = "disabled" if row.disabled_at else ("token revoked" if row.token_revoked else "active")
-            print("%-24s %-14s created %s, token changed %s" % (row.name, state, http_date(row.created),
-                                                               http_date(row.token_changed) or "-"))
+            print("%-24s %-14s created %s, token changed %s, %s" % (
+                row.name, state, http_date(row.created), http_date(row.token_changed) or "-",
+                _stored(usage(conn, row.id), args.quota_bytes)))
     return 0
+
+
+def _stored(used, quota_bytes: int) -> str:
+    """'stores 12.3 MB of 2147.5 MB (1%: documents …)': the owner's usage against the quota."""
+    parts = ", ".join("%s %s" % (kind, _mb(n)) for kind, n in used._asdict().items())
+    if not quota_bytes:
+        return "stores %s (%s; no quota)" % (_mb(used.total), parts)
+    return "stores %s of %s (%d%%: %s)" % (_mb(used.total), _mb(quota_bytes), 100 * used.total // quota_bytes, parts)
+
+
+def _mb(n: int) -> str:
+    return "%.1f MB" % (n / 1e6)
 
 
 def cmd_import_dataset(args) -> int:
@@ -190,14 +205,16 @@ def cmd_submit(args) -> int:
     # takes it meanwhile; if this process dies, the lease runs out and a builder does).
     builder_id = builder.new_builder_id("submit")
     job_id = job_store.submit(engine, dataset_id, row.owner_id, "local" if args.local else "remote",
-                              options, args.seed, build_owner=builder_id, build_lease=builder.LEASE_SECONDS)
+                              options, args.seed, build_owner=builder_id, build_lease=builder.LEASE_SECONDS,
+                              quota_bytes=args.quota_bytes)
     with engine.connect() as conn:
         job = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
     # Freezing the snapshot (and its features bundle) takes a minute on large datasets: show how far.
     print("abserver: job %s: freezing a snapshot of dataset %s and building its features bundle ..."
           % (job_id, dataset_id), file=sys.stderr, flush=True)
     try:
-        outcome = builder.build_job(engine, job, builder_id, progress=_StageProgress(sys.stderr))
+        outcome = builder.build_job(engine, job, builder_id, progress=_StageProgress(sys.stderr),
+                                     quota_bytes=args.quota_bytes)
     except KeyboardInterrupt:
         with engine.begin() as conn:
             job_store.cancel(conn, job_id, row.owner_id)
@@ -219,7 +236,8 @@ def cmd_build_worker(args) -> int:
     from . import builder
 
     engine = _engine(args)
-    worker = builder.Worker(engine, args.builder_id or None, args.build_lease_seconds, args.build_poll)
+    worker = builder.Worker(engine, args.builder_id or None, args.build_lease_seconds, args.build_poll,
+                            quota_bytes=args.quota_bytes)
     worker.install_signals()
     built = worker.run(once=args.once, recover=args.recover or [])
     if args.once:
@@ -350,7 +368,8 @@ def _builder_spec(args, db_url: str):
 
     def argv(builder_id: str, dead: List[str]) -> List[str]:
         out = [_sys.executable, "-m", "abserver", "build-worker", "--builder-id", builder_id,
-               "--build-poll", str(args.build_poll), "--build-lease-seconds", str(args.build_lease_seconds)]
+               "--build-poll", str(args.build_poll), "--build-lease-seconds", str(args.build_lease_seconds),
+               "--quota-bytes", str(args.quota_bytes)]
         for dead_id in dead:
             out += ["--recover", dead_id]
         return out
@@ -407,6 +426,23 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                    "(default %%(default)s)" % (builder.MIN_LEASE_SECONDS, builder.MAX_LEASE_SECONDS))
 
 
+def _quota(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= MAX_QUOTA_BYTES:
+        raise argparse.ArgumentTypeError("must be a number of bytes from 0 (no quota) to %d, got %r"
+                                         % (MAX_QUOTA_BYTES, value))
+    return number
+
+
+def add_quota_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quota-bytes", type=_quota, default=ServerConfig().quota_bytes,
+                   help="bytes each owner may store: documents, features bundles, datasets, results and "
+                   "models (default %(default)s, or quota_bytes in the settings file; 0: no quota)")
+
+
 def add_timing_options(p: argparse.ArgumentParser) -> None:
     d = ServerConfig()
     p.add_argument("--lease-seconds", type=int, default=d.lease_seconds, help="lease length (default %(default)s)")
@@ -421,8 +457,7 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
                    help="max fold-accuracy difference, as a fraction (default %(default)s)")
     p.add_argument("--max-result-bytes", type=int, default=d.max_result_bytes, help="result JSON size limit")
     p.add_argument("--max-model-bytes", type=int, default=d.max_model_bytes, help="model file size limit")
-    p.add_argument("--quota-bytes", type=int, default=d.quota_bytes,
-                   help="per-owner storage quota for documents, compressed bytes; 0: none (default %(default)s)")
+    add_quota_option(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -449,7 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--enable", action="store_true", help="enable the user again")
     p.set_defaults(func=cmd_disable_user)
-    sub.add_parser("users", parents=[common], help="list users and their state").set_defaults(func=cmd_users)
+    p = sub.add_parser("users", parents=[common], help="list users, their state and stored bytes")
+    add_quota_option(p)
+    p.set_defaults(func=cmd_users)
     p = sub.add_parser("import-dataset", parents=[common], help="import an AB-form dataset directory, Gaia "
                        "class folders, or a Gaia groundtruth + filelist (docs/gaia-users.md)")
     p.add_argument("dir", nargs="?", help="AB-form directory (dataset.json) or class folders (DIR/<class>/<id>.json)")
@@ -458,8 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the dataset's name (default: the folder's name or the groundtruth's className)")
     p.add_argument("--classes", nargs="+", metavar="FOLDER", help="class folders: only these subfolders")
     p.add_argument("--owner", required=True)
-    p.add_argument("--quota-bytes", type=int, default=ServerConfig().quota_bytes,
-                   help="the owner's storage quota for documents (default %(default)s; 0: none)")
+    add_quota_option(p)
     p.add_argument("--verbose", action="store_true", help="list every recording, also the newly stored ones")
     p.set_defaults(func=cmd_import_dataset)
     p = sub.add_parser("submit", parents=[common], help="queue an evaluation job; prints its id")
@@ -485,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalize", action="store_true",
                    help="AB's 'normalize' option: balance the classes' sizes first (default: off)")
     p.add_argument("--seed", type=int, default=42, help="fold assignment seed (default %(default)s)")
+    add_quota_option(p)
     p.set_defaults(func=cmd_submit)
     sub.add_parser("jobs", parents=[common], help="list all jobs").set_defaults(func=cmd_jobs)
     p = sub.add_parser("build-worker", parents=[common], help="build submitted jobs' snapshots (serve runs "
@@ -493,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and queue them for runners. 'abserver serve' starts and supervises these itself "
                        "(--builders); run this beside gunicorn when starting gunicorn directly.")
     add_build_options(p)
+    add_quota_option(p)
     p.add_argument("--once", action="store_true", help="build what is queued, then exit")
     p.add_argument("--builder-id", type=_builder_id, help=argparse.SUPPRESS)  # given by serve
     p.add_argument("--recover", type=_builder_id, action="append", help=argparse.SUPPRESS)

@@ -1,6 +1,8 @@
 """Server settings: every default in one table, validated once."""
 from dataclasses import dataclass, fields
 
+MAX_QUOTA_BYTES = 1 << 50  # the upper end of quota_bytes (settings.py, --quota-bytes)
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -14,7 +16,7 @@ class ServerConfig:
     spot_check_cells: int = 2  # cells recomputed per upload; 0 disables
     spot_check_max_recordings: int = 600  # larger snapshots are not spot-checked
     spot_check_tolerance: float = 0.1  # max |fold accuracy difference| of a cell (fraction, 0..1)
-    quota_bytes: int = 2 * 1024 ** 3  # per owner: stored documents (compressed); 0 = no quota
+    quota_bytes: int = 2 * 1024 ** 3  # per owner: everything stored (abserver/quota.py); 0 = no quota
 
     def validate(self) -> None:
         problems = []
@@ -31,6 +33,8 @@ class ServerConfig:
                 "ping_interval (%d) must be shorter than lease_seconds (%d), or every lease "
                 "expires between two pings" % (self.ping_interval, self.lease_seconds)
             )
+        if self.quota_bytes > MAX_QUOTA_BYTES:
+            problems.append("quota_bytes must be at most %d (1 PiB); 0 means no quota" % MAX_QUOTA_BYTES)
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -12,7 +12,9 @@ import sqlalchemy as sa
 
 from abrunnerd.features_bundle import encode_bundle, strip_document
 
+from . import quota
 from .errors import ApiError, invalid
+from .quota import QuotaExceeded  # noqa: F401  (re-exported: callers catch it here)
 from .text import canonical_uuid, truncated_list
 from .tables import bundles, dataset_recordings, datasets, lowlevel, snapshots
 from .timefmt import now
@@ -138,24 +140,13 @@ def check_document(doc: Any, mbid: str) -> None:
                            "fewer than 5,000" % (mbid, MAX_DOCUMENT_LEAVES))
 
 
-class QuotaExceeded(DatasetError):
-    """Storing this would take the owner past their storage quota."""
-
-
-def storage_used(conn, owner_id: int) -> int:
-    """Bytes the owner's documents take (compressed), the quota's measure."""
-    value = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(lowlevel.c.size_bytes), 0))
-                         .where(lowlevel.c.owner_id == owner_id)).scalar()
-    return int(value or 0)
-
-
 def put_lowlevel(conn, mbid: str, doc: Dict[str, Any], owner_id: int, artist: Optional[str] = None,
                  name: Optional[str] = None, quota_bytes: int = 0) -> str:
     """Store the owner's document of ``mbid``; returns "stored", "replaced" or "unchanged".
 
     Documents belong to their owner: another owner's document of the same recording is
     neither read nor changed (each owner's datasets train on their own documents).
-    ``quota_bytes`` > 0 caps the owner's stored (compressed) bytes: QuotaExceeded.
+    ``quota_bytes`` > 0 caps everything the owner stores (abserver/quota.py): QuotaExceeded.
     """
     check_document(doc, mbid)
     blob = zlib.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"), 6)
@@ -163,12 +154,8 @@ def put_lowlevel(conn, mbid: str, doc: Dict[str, Any], owner_id: int, artist: Op
     existing = conn.execute(sa.select(lowlevel.c.document, lowlevel.c.size_bytes).where(key)).first()
     if existing is not None and bytes(existing.document) == blob:
         return "unchanged"
-    if quota_bytes > 0:
-        used = storage_used(conn, owner_id) - (existing.size_bytes if existing is not None else 0)
-        if used + len(blob) > quota_bytes:
-            raise QuotaExceeded("storing the document of %s (%d bytes compressed) would exceed the storage "
-                                "quota of %d bytes (%d used); delete datasets or ask the admin"
-                                % (mbid, len(blob), quota_bytes, used))
+    quota.check(conn, owner_id, len(blob), quota_bytes, "the document of %s" % mbid,
+                freed=int(existing.size_bytes or 0) if existing is not None else 0)
     values = {"document": blob, "artist": artist_of(doc) or artist, "size_bytes": len(blob), "created": now()}
     if name is not None:
         values["name"] = name
@@ -217,9 +204,11 @@ def create_dataset(conn, owner_id: int, data: Dict[str, Any], dataset_id: Option
     dataset_id = dataset_id or str(uuid.uuid4())
     ts = now()
     classes = [dict(c, id=str(i + 1)) for i, c in enumerate(data["classes"])]
+    classes_json = json.dumps(classes)
+    size = len(classes_json) + len(data["name"].encode("utf-8")) + len(data["description"].encode("utf-8"))
     conn.execute(datasets.insert().values(
         id=dataset_id, owner_id=owner_id, name=data["name"], description=data["description"],
-        public=1 if data["public"] else 0, classes=json.dumps(classes), created=ts, last_edited=ts,
+        public=1 if data["public"] else 0, classes=classes_json, created=ts, last_edited=ts, size_bytes=size,
     ))
     mbids = sorted({m for c in classes for m in c["recordings"]})
     if mbids:
@@ -311,13 +300,14 @@ def import_dataset_dir(engine: sa.engine.Engine, path: str, owner_id: int, quota
             dataset_id = _check_mbid(dataset_id, "dataset id")
             if conn.execute(sa.select(datasets.c.id).where(datasets.c.id == dataset_id)).first():
                 dataset_id = None  # imported before: a second copy gets a fresh id
-        for mbid in wanted:
-            if mbid in documents:
-                actions[mbid] = put_lowlevel(conn, mbid, documents[mbid], owner_id, artists.get(mbid),
-                                             quota_bytes=quota_bytes)
-            else:
-                actions[mbid] = "missing"
-        dataset_id = create_dataset(conn, owner_id, data, dataset_id)
+        with quota.guard(conn, owner_id, quota_bytes, "dataset %r with %d documents (nothing of it was "
+                         "stored)" % (data["name"][:80], len(documents))):
+            for mbid in wanted:
+                if mbid in documents:
+                    actions[mbid] = put_lowlevel(conn, mbid, documents[mbid], owner_id, artists.get(mbid))
+                else:
+                    actions[mbid] = "missing"
+            dataset_id = create_dataset(conn, owner_id, data, dataset_id)
     return ImportReport(dataset_id, actions)
 
 
@@ -437,21 +427,27 @@ def build_snapshot(conn, dataset_row, options: Optional[Dict[str, Any]] = None,
     return BuiltSnapshot(data, bundle, bundle_sha, content)
 
 
-def store_snapshot(conn, dataset_id: str, built: BuiltSnapshot) -> str:
+def store_snapshot(conn, dataset_id: str, built: BuiltSnapshot, quota_bytes: int = 0) -> str:
     """Store ``built`` (in a write transaction); an equal snapshot of the dataset is reused and a
-    bundle already stored is not stored again."""
+    bundle already stored is not stored again.
+
+    A new snapshot counts against the dataset owner's ``quota_bytes`` (abserver/quota.py: its
+    definition, and its bundle unless another of the owner's snapshots references it already);
+    over it, QuotaExceeded (413) and nothing is stored."""
     row = conn.execute(sa.select(snapshots.c.id).where(snapshots.c.dataset_id == dataset_id,
                                                        snapshots.c.content_sha256 == built.content_sha256)
                        .order_by(snapshots.c.created).limit(1)).first()
     if row is not None:
         return row.id
+    owner_id = conn.execute(sa.select(datasets.c.owner_id).where(datasets.c.id == dataset_id)).scalar()
     ts = now()
-    if conn.execute(sa.select(bundles.c.sha256).where(bundles.c.sha256 == built.bundle_sha256)).first() is None:
-        conn.execute(bundles.insert().values(sha256=built.bundle_sha256, data=built.bundle,
-                                             size_bytes=len(built.bundle), created=ts))
     snapshot_id = str(uuid.uuid4())
-    conn.execute(snapshots.insert().values(
-        id=snapshot_id, dataset_id=dataset_id, data=built.data, bundle_sha256=built.bundle_sha256,
-        content_sha256=built.content_sha256, created=ts,
-    ))
+    with quota.guard(conn, owner_id, quota_bytes, "a snapshot of dataset %s with its features bundle" % dataset_id):
+        if conn.execute(sa.select(bundles.c.sha256).where(bundles.c.sha256 == built.bundle_sha256)).first() is None:
+            conn.execute(bundles.insert().values(sha256=built.bundle_sha256, data=built.bundle,
+                                                 size_bytes=len(built.bundle), created=ts))
+        conn.execute(snapshots.insert().values(
+            id=snapshot_id, dataset_id=dataset_id, data=built.data, bundle_sha256=built.bundle_sha256,
+            content_sha256=built.content_sha256, created=ts, size_bytes=len(built.data),
+        ))
     return snapshot_id

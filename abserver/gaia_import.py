@@ -20,6 +20,7 @@ from abrunnerd.trainer.errors import DatasetError as ReaderError
 
 from .datasets import (DatasetError, ImportReport, check_classes, check_document, create_dataset, document_id,
                        import_dataset_dir, normalize_dataset, put_lowlevel)
+from . import quota
 from .text import canonical_uuid
 
 
@@ -90,10 +91,11 @@ def import_gaia_dataset(engine: sa.engine.Engine, owner_id: int, class_dir: Opti
     names = {mbid: key for key, mbid in ids.items() if mbid != canonical_uuid(key)}
     actions: Dict[str, str] = {}
     with engine.begin() as conn:
-        for mbid in sorted(documents):
-            actions[mbid] = put_lowlevel(conn, mbid, documents[mbid], owner_id, name=names.get(mbid),
-                                         quota_bytes=quota_bytes)
-        dataset_id = create_dataset(conn, owner_id, data)
+        with quota.guard(conn, owner_id, quota_bytes, "dataset %r with %d documents (nothing of it was "
+                         "stored)" % (data["name"][:80], len(documents))):
+            for mbid in sorted(documents):
+                actions[mbid] = put_lowlevel(conn, mbid, documents[mbid], owner_id, name=names.get(mbid))
+            dataset_id = create_dataset(conn, owner_id, data)
     return ImportReport(dataset_id, actions), names
 
 

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import sqlalchemy as sa
 
-from . import events, leases
+from . import events, leases, quota
 from .config import ServerConfig
 from .datasets import check_classes, get_dataset
 from .errors import ApiError, conflict, invalid, not_found
@@ -38,7 +38,8 @@ def missing_documents(conn, dataset_id: str, owner_id: int) -> List[str]:
 
 
 def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: str, options: Any,
-           seed: Optional[int], build_owner: Optional[str] = None, build_lease: float = 0) -> str:
+           seed: Optional[int], build_owner: Optional[str] = None, build_lease: float = 0,
+           quota_bytes: int = 0) -> str:
     """Check what can be checked at once and queue a job in status ``preparing``.
 
     The snapshot and its features bundle (a minute for 1,200 recordings) are built
@@ -46,7 +47,9 @@ def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: s
     flips the job to ``pending``; runners neither see nor can claim it before. Here only
     cheap checks run: the fields, the dataset's classes, and one query for the owner's
     documents. ``build_owner`` (the admin CLI, which builds in its own process) inserts the
-    job already leased to that builder for ``build_lease`` seconds."""
+    job already leased to that builder for ``build_lease`` seconds. An owner without room
+    for even the snapshot's definition (``quota_bytes``) is refused here; the builder checks
+    the snapshot's exact size when it stores it."""
     if location not in ("remote", "local"):
         raise ApiError(400, "bad_field", "eval_location must be \"remote\" or \"local\"")
     opts = normalize_options(options)
@@ -58,6 +61,10 @@ def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: s
         dataset = get_dataset(conn, dataset_id, owner_id)
         check_classes(json.loads(dataset.classes))
         missing = missing_documents(conn, dataset_id, owner_id)
+        # The snapshot stores at least a copy of the dataset's definition; its bundle's size is
+        # known only once built (the builder checks again, exactly, when it stores).
+        quota.check(conn, owner_id, max(1, dataset.size_bytes or 0), quota_bytes,
+                    "a snapshot of dataset %s" % dataset_id, serialise=False)
     if missing:
         raise invalid("missing_lowlevel", "%d recording(s) have no low-level document of yours: %s; upload "
                       "them (PUT /low-level/<mbid>)" % (len(missing), ", ".join(missing[:5]) + (
@@ -299,6 +306,7 @@ def cancel(conn, job_id: str, owner_id: int) -> str:
 
 
 def store_result(conn, job, result: Dict[str, Any], model: bytes, upload_sha256: str) -> None:
-    _update(conn, job, {"status": "done", "status_msg": None, "result": json.dumps(result),
-                        "model": model, "upload_sha256": upload_sha256, "updated": now()})
+    text = json.dumps(result)  # ASCII-only: its length is its size (stored_bytes, the quota's measure)
+    _update(conn, job, {"status": "done", "status_msg": None, "result": text, "model": model,
+                        "upload_sha256": upload_sha256, "updated": now(), "stored_bytes": len(text) + len(model)})
     events.record(conn, job.id, "done", {"accuracy": result.get("accuracy")})

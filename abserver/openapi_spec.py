@@ -70,7 +70,10 @@ OPTIONS = obj({
 })
 
 SCHEMAS = {
-    "Error": obj({"code": {"type": "string"}, "message": {"type": "string"}, "error": {"type": "string"}},
+    "Error": obj({"code": {"type": "string"}, "message": {"type": "string"}, "error": {"type": "string"},
+                  # with 413 quota_exceeded only: the owner's usage, the refused store's size, the quota
+                  "used_bytes": {"type": "integer"}, "adding_bytes": {"type": "integer"},
+                  "quota_bytes": {"type": "integer"}},
                  ["code", "message", "error"]),
     "Whoami": obj({"username": {"type": "string"}, "api_version": {"type": "integer"},
                    "server_version": {"type": "string"}}, ["username", "api_version", "server_version"]),
@@ -218,6 +221,14 @@ def build() -> Dict[str, Any]:
             "responses": responses({200: ok_json("Stored (the requester's own document of the recording)",
                                                  obj({"mbid": UUID}, ["mbid"]))},
                                    400, 413, 415, 422)}},
+        "/storage": {"get": {
+            "summary": "What the requester stores, by kind, against the per-owner quota (bytes; quota 0: none)",
+            "responses": responses({200: ok_json("Usage", obj({
+                "username": {"type": "string"}, "used_bytes": {"type": "integer"},
+                "quota_bytes": {"type": "integer"}, "free_bytes": {"type": "integer", "nullable": True},
+                "by_kind": obj({k: {"type": "integer"} for k in ("documents", "bundles", "datasets", "results")},
+                               ["documents", "bundles", "datasets", "results"])},
+                ["username", "used_bytes", "quota_bytes", "free_bytes", "by_kind"]))})}},
         "/token/rotate": {"post": {
             "summary": "A new token for the requester; the token of this request answers 401 from now on",
             "responses": responses({200: ok_json("The new token (shown only now)", obj(

@@ -39,6 +39,8 @@ KEYS: Dict[str, Key] = {
     "spot_check_tolerance": Key(float, 0.0, 1.0, "max fold-accuracy difference, as a fraction"),
     "max_result_bytes": Key(int, 1024, 1 << 30, "result JSON size limit"),
     "max_model_bytes": Key(int, 1024, 1 << 34, "model (.history) size limit"),
+    "quota_bytes": Key(int, 0, 1 << 50, "bytes each owner may store (documents, bundles, datasets, results, "
+                       "models); 0: no quota"),
 }
 
 

@@ -28,6 +28,7 @@ datasets = sa.Table(
     sa.Column("classes", sa.Text),  # JSON [{"id", "name", "description", "recordings"}]
     sa.Column("created", sa.Float),
     sa.Column("last_edited", sa.Float),
+    sa.Column("size_bytes", sa.BigInteger),  # classes + name + description, for the quota (*_storage_sizes.sql)
 )
 
 lowlevel = sa.Table(  # one document per (recording, owner)
@@ -63,6 +64,7 @@ snapshots = sa.Table(
     sa.Column("bundle_sha256", sa.String(64)),  # -> bundles.sha256
     sa.Column("content_sha256", sa.String(64)),  # of data + bundle: equal snapshots are reused
     sa.Column("created", sa.Float),
+    sa.Column("size_bytes", sa.BigInteger),  # of data, for the quota (*_storage_sizes.sql)
 )
 
 jobs = sa.Table(
@@ -97,6 +99,7 @@ jobs = sa.Table(
     sa.Column("build_lease_expires", sa.Float),  # renewed while it builds; expired: another may take it
     sa.Column("build_attempts", sa.Integer),
     sa.Column("error_code", sa.String(64)),  # why a build failed (too_wide, missing_lowlevel, ...)
+    sa.Column("stored_bytes", sa.BigInteger),  # result JSON + model, for the quota (*_storage_sizes.sql)
 )
 
 # Version 4 (migrations/0004_web_pages.sql): status history and the web pages' state.

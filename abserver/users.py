@@ -92,5 +92,5 @@ def user_id_by_name(conn: sa.engine.Connection, name: str) -> int:
 
 
 def list_users(conn) -> list:
-    return list(conn.execute(sa.select(users.c.name, users.c.created, users.c.disabled_at, users.c.token_changed,
+    return list(conn.execute(sa.select(users.c.id, users.c.name, users.c.created, users.c.disabled_at, users.c.token_changed,
                                        users.c.token_revoked).order_by(users.c.name)))

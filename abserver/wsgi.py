@@ -1,8 +1,9 @@
 """WSGI entry point for gunicorn: ``gunicorn 'abserver.wsgi:app'`` (settings from the environment).
 
 ``ABSERVER_DB`` is the database URL; ``ABSERVER_LEASE_SECONDS``, ``ABSERVER_PING_INTERVAL``,
-``ABSERVER_STALL_SECONDS``, ``ABSERVER_SPOT_CHECK_CELLS``, ``ABSERVER_SPOT_CHECK_MAX_RECORDINGS``
-and ``ABSERVER_SPOT_CHECK_TOLERANCE`` override the defaults of ``ServerConfig``.
+``ABSERVER_STALL_SECONDS``, ``ABSERVER_SPOT_CHECK_CELLS``, ``ABSERVER_SPOT_CHECK_MAX_RECORDINGS``,
+``ABSERVER_SPOT_CHECK_TOLERANCE``, ``ABSERVER_MAX_RESULT_BYTES``, ``ABSERVER_MAX_MODEL_BYTES``
+and ``ABSERVER_QUOTA_BYTES`` override the defaults of ``ServerConfig``.
 The schema must be current (``abserver init-db`` before starting workers).
 """
 import os

@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from helpers.databases import DB_PARAMS, db_url  # noqa: E402
 from helpers.postgres import PostgresCluster, pg_bindir  # noqa: E402
 from helpers.server import EXAMPLE_DATASET, ServerProcess  # noqa: E402
 from helpers import leaks  # noqa: E402
@@ -70,6 +71,12 @@ def postgres_cluster():
 def postgres_url(postgres_cluster):
     """A SQLAlchemy URL of a fresh, empty database on the private cluster."""
     return postgres_cluster.new_database()
+
+
+@pytest.fixture(params=DB_PARAMS)
+def any_db_url(request, tmp_path):
+    """A fresh database URL, once on SQLite and once on PostgreSQL (marked ``postgres``)."""
+    return db_url(request, tmp_path)
 
 
 __all__ = ["EXAMPLE_DATASET"]

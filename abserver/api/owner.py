@@ -6,7 +6,8 @@ from ..context import engine
 from ..responses import json_response
 from ..bodies import check_uuid
 from ..context import config
-from ..datasets import DatasetError, QuotaExceeded, check_classes, create_dataset, normalize_dataset, put_lowlevel
+from .. import quota
+from ..datasets import DatasetError, check_classes, create_dataset, normalize_dataset, put_lowlevel
 from ..errors import ApiError, invalid
 from ..options import OptionsError
 from . import blueprint, canonical_id, json_any, json_body
@@ -24,7 +25,8 @@ def create():
         raise ApiError(400, "bad_dataset", str(exc))
     check_classes(data["classes"])
     with engine().begin() as conn:
-        dataset_id = create_dataset(conn, g.user_id, data)
+        with quota.guard(conn, g.user_id, config().quota_bytes, "dataset %r" % data["name"][:80]):
+            dataset_id = create_dataset(conn, g.user_id, data)
     return json_response({"success": True, "dataset_id": dataset_id}, 201)
 
 
@@ -35,8 +37,6 @@ def put_document(mbid):
     try:
         with engine().begin() as conn:
             put_lowlevel(conn, mbid, doc, g.user_id, quota_bytes=config().quota_bytes)
-    except QuotaExceeded as exc:
-        raise ApiError(413, "quota_exceeded", str(exc))
     except DatasetError as exc:
         raise invalid("bad_document", str(exc))
     return json_response({"mbid": mbid}, 200)
@@ -51,7 +51,7 @@ def evaluate(dataset_id):
         raise ApiError(404, "not_found", "Can't find this dataset.")
     try:
         job_id = job_store.submit(engine(), dataset_id, g.user_id, body.get("eval_location", "remote"),
-                                  body.get("options"), body.get("seed"))
+                                  body.get("options"), body.get("seed"), quota_bytes=config().quota_bytes)
     except OptionsError as exc:
         raise ApiError(400, "bad_options", str(exc))
     # Accepted, not done: a builder process freezes the snapshot and builds the bundle, then
@@ -79,3 +79,14 @@ def model(job_id):
         raise ApiError(404, "no_model", "job has no model yet (status %s)" % job.status)
     return Response(bytes(job.model), content_type="application/octet-stream",
                     headers={"Content-Disposition": "attachment; filename=%s.history" % job.id})
+
+
+@blueprint.route("/storage", methods=["GET"])
+def storage():
+    """What the requester stores, by kind, and their quota (bytes; quota 0: none)."""
+    with engine().connect() as conn:
+        used = quota.usage(conn, g.user_id)
+    limit = config().quota_bytes
+    return json_response({"username": g.user_name, "used_bytes": used.total, "quota_bytes": limit,
+                          "free_bytes": max(0, limit - used.total) if limit else None,
+                          "by_kind": used._asdict()})

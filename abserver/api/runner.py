@@ -5,6 +5,7 @@ import re
 from flask import Response, g, request, url_for
 
 from .. import jobs as job_store
+from .. import quota
 from ..context import config, engine
 from ..responses import json_response
 from ..bodies import check_uuid, parse_json
@@ -191,6 +192,8 @@ def upload_result(job_id):
         if job.status == "done":
             return _replay(job, digest)
         check_upload_lease(job, lease_id, now())
+        size, what = len(json.dumps(result)) + len(model), "the result and model of job %s" % job_id
+        quota.check(conn, g.user_id, size, config().quota_bytes, what, serialise=False)  # before the costly checks
         snapshot = json.loads(job_store.snapshot_of(conn, job).data)
         options = json.loads(job.options)
         validate_result(result, snapshot, options, job.seed, model)
@@ -200,5 +203,6 @@ def upload_result(job_id):
         if job.status == "done":
             return _replay(job, digest)
         check_upload_lease(job, lease_id, now())
+        quota.check(conn, g.user_id, size, config().quota_bytes, what)
         job_store.store_result(conn, job, result, model, digest)
     return json_response({"job_id": job_id, "status": "done", "replayed": False}, 201)

@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFError, ValidationError, generate_csrf, validate_c
 from werkzeug.exceptions import HTTPException
 
 from .. import events, jobs as job_store
+from ..context import config
 from ..errors import ApiError
 from ..options import DEFAULTS, KERNELS, PREPROCESSING, OptionsError
 from ..timefmt import now
@@ -212,7 +213,8 @@ def submit(dataset_id):
     if request.method == "POST":
         try:
             options, seed, location = _parse_submit(form)
-            job_id = job_store.submit(_engine(), row.id, _user_id(), location, options, seed)
+            job_id = job_store.submit(_engine(), row.id, _user_id(), location, options, seed,
+                                      quota_bytes=config().quota_bytes)
             flash("Job submitted: %d configurations queued; runners see it once its snapshot is prepared." % (
                 len(options["c_values"]) * len(options["gamma_values"]) * len(options["preprocessing_values"])
                 * len(KERNELS)))

@@ -2,6 +2,7 @@
 from dataclasses import dataclass
 
 import pytest
+from helpers.databases import DB_PARAMS, NO_SPOT, db_url
 from helpers.server import ServerProcess
 
 
@@ -26,18 +27,6 @@ def build_world(srv) -> World:
     return World(srv, alice, bob, dataset, job, bob_job)
 
 
-NO_SPOT = ("--spot-check-cells", "0")
-
-
-def _db_url(request, tmp_dir) -> str:
-    if request.param == "sqlite":
-        return "sqlite:///%s" % (tmp_dir / "abserver.db")
-    return request.getfixturevalue("postgres_cluster").new_database()
-
-
-DB_PARAMS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
 @pytest.fixture(scope="session", params=DB_PARAMS)
 def world(request, tmp_path_factory) -> World:
     """A server with two owners, shared by the suite's tests (on SQLite, then on PostgreSQL).
@@ -46,7 +35,7 @@ def world(request, tmp_path_factory) -> World:
     must not assume they see the only jobs of an owner.
     """
     tmp_dir = tmp_path_factory.mktemp("world")
-    srv = ServerProcess(tmp_dir, db_url=_db_url(request, tmp_dir), args=NO_SPOT).start()
+    srv = ServerProcess(tmp_dir, db_url=db_url(request, tmp_dir), args=NO_SPOT).start()
     try:
         yield build_world(srv)
     finally:

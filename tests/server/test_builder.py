@@ -26,19 +26,12 @@ from helpers.server import EXAMPLE_DATASET, ServerProcess, _env
 from abserver.datasets import MAX_BUNDLE_COLUMNS
 from abserver.db import make_engine
 
-DB_PARAMS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 BIG = 240  # recordings: a build of a few seconds, long enough to be caught in the middle
 
 
-def _db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return "sqlite:///%s" % (tmp_path / "abserver.db")
-    return request.getfixturevalue("postgres_cluster").new_database()
-
-
-@pytest.fixture(params=DB_PARAMS)
-def db_url(request, tmp_path) -> str:
-    return _db_url(request, tmp_path)
+@pytest.fixture
+def db_url(any_db_url) -> str:
+    return any_db_url
 
 
 def make_dataset_dir(root: Path, recordings: int) -> Path:

@@ -8,14 +8,9 @@ from abserver import migrations
 from abserver.app import create_app
 from abserver.db import make_engine
 
-DB_PARAMS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(params=DB_PARAMS)
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return "sqlite:///%s" % (tmp_path / "m.db")
-    return request.getfixturevalue("postgres_url")
+@pytest.fixture
+def url(any_db_url):
+    return any_db_url
 
 
 def test_upgrade_from_version_1_keeps_data(url):
@@ -116,7 +111,7 @@ def test_upgrade_to_version_5_lets_a_job_wait_without_snapshot_and_keeps_its_his
                              "options, seed, created, updated) VALUES ('j', :u, 'd', 's', 'done', 'remote', "
                              "'{}', 42, 1, 1)"), {"u": uid})
         conn.execute(sa.text("INSERT INTO job_events (job_id, at, kind) VALUES ('j', 1, 'submitted')"))
-    assert migrations.upgrade(engine) == [5]
+    assert migrations.upgrade(engine, target=5) == [5]
     with engine.begin() as conn:
         row = conn.execute(sa.text("SELECT status, snapshot_id, build_attempts, error_code FROM jobs")).first()
         assert (row.status, row.snapshot_id.strip(), row.build_attempts, row.error_code) == ("done", "s", 0, None)
@@ -129,4 +124,33 @@ def test_upgrade_to_version_5_lets_a_job_wait_without_snapshot_and_keeps_its_his
     with pytest.raises(sa.exc.IntegrityError):
         with engine.begin() as conn:
             conn.execute(sa.text("INSERT INTO job_events (job_id, at, kind) VALUES ('nope', 1, 'submitted')"))
+    migrations.upgrade(engine)
     create_app(url)
+
+
+def test_storage_sizes_migration_measures_what_each_owner_stores(url):
+    """The storage-sizes migration (version 5 here) keeps the sizes the storage quota sums beside the data; existing rows are
+    measured by the migration, and the quota's usage of an upgraded owner is right."""
+    from abserver.quota import usage
+
+    version = next(v for v, path in migrations.available() if path.name.endswith("_storage_sizes.sql"))
+    engine = make_engine(url)
+    migrations.upgrade(engine, target=version - 1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (name, token_sha256, created) VALUES ('old', :h, 1)"), {"h": "0" * 64})
+        uid = conn.execute(sa.text("SELECT id FROM users")).scalar()
+        conn.execute(sa.text("INSERT INTO datasets (id, owner_id, name, description, public, classes, created, "
+                             "last_edited) VALUES ('d', :u, 'nm', 'desc', 1, '[1,2]', 1, 1)"), {"u": uid})
+        conn.execute(sa.text("INSERT INTO bundles VALUES (:h, :b, 7, 1)"), {"h": "a" * 64, "b": b"bundle!"})
+        conn.execute(sa.text("INSERT INTO snapshots (id, dataset_id, data, bundle_sha256, content_sha256, created) "
+                             "VALUES ('s', 'd', '{\"x\": 1}', :h, :h, 1)"), {"h": "a" * 64})
+        conn.execute(sa.text("INSERT INTO jobs (id, owner_id, dataset_id, snapshot_id, status, eval_location, "
+                             "options, seed, created, updated, result, model) VALUES ('j', :u, 'd', 's', 'done', "
+                             "'remote', '{}', 1, 1, 1, '{\"accuracy\": 50}', :m)"), {"u": uid, "m": b"12345"})
+        conn.execute(sa.text("INSERT INTO lowlevel (mbid, owner_id, document, size_bytes, created) "
+                             "VALUES ('m', :u, 'doc', 3, 1)"), {"u": uid})
+    assert version in migrations.upgrade(engine)
+    with engine.connect() as conn:
+        used = usage(conn, uid)
+    assert used._asdict() == {"documents": 3, "bundles": 7, "datasets": len("[1,2]nmdesc") + len('{"x": 1}'),
+                              "results": len('{"accuracy": 50}') + 5}
