@@ -233,9 +233,14 @@ def child_bundle(dataset: str, options: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def child_memory(dataset: str, workers: int, options: Dict[str, Any], budget_mb: float,
-                 stop_after: int = 0) -> Dict[str, Any]:
-    """The training process's side: decode the bundle and train within the kernel budget (0: the default)."""
-    from abrunnerd.trainer import TrainOptions, estimate_peak_memory, train
+                 stop_after: int = 0, time_limit: float = 0.0) -> Dict[str, Any]:
+    """The training process's side: decode the bundle and train within the kernel budget (0: the default).
+
+    ``stop_after`` fits or ``time_limit`` seconds of training (0: none) stop the run between cells; the
+    partial run is reported as such (fits done, their CPU-s), never as a finished grid.  A line per
+    finished cell goes to stderr (cells, wall, CPU-s of this process) so a run killed from outside
+    still shows how far it came."""
+    from abrunnerd.trainer import TrainOptions, TrainingStopped, estimate_peak_memory, train
     from abrunnerd.trainer.bundle import dataset_from_bundle
     from abrunnerd.trainer.memory import kernel_budget
 
@@ -248,26 +253,83 @@ def child_memory(dataset: str, workers: int, options: Dict[str, Any], budget_mb:
     budget = int(budget_mb * 1024 ** 2) if budget_mb else kernel_budget()
     t0 = time.monotonic()
     est = estimate_peak_memory(len(ds.groundtruth), opts, workers=workers, memory_budget=budget) / 1024.0 ** 2
-    if stop_after:  # every set prepared, then the first cells: the peak without hours of fits
-        from abrunnerd.trainer import TrainingStopped
+    seen = {"cells": 0, "first_cell_cpu": None, "first_cell_wall": None}
 
-        seen = {"cells": 0}
-
-        def progress(p: Any) -> None:
+    def progress(p: Any) -> None:
+        if p.stage == "training" and p.cells_done > seen["cells"]:
             seen["cells"] = p.cells_done
+            if seen["first_cell_cpu"] is None:  # every set prepared, the first unit's kernels computed
+                seen["first_cell_cpu"], seen["first_cell_wall"] = time.process_time(), time.monotonic() - t0
+            print("cells %d/%d wall %.0f s cpu %.1f s (this process) %s" % (
+                p.cells_done, p.cells_total, time.monotonic() - t0, time.process_time(), p.message),
+                file=sys.stderr, flush=True)
 
-        try:
-            train(ds, opts, workers=workers, memory_budget=budget, release_documents=True, progress=progress,
-                  should_stop=lambda: seen["cells"] >= stop_after)
-        except TrainingStopped:
-            pass
-        return {"train_wall_s": time.monotonic() - t0, "estimate_mb": est, "n": len(ds.groundtruth),
-                "budget_mb": budget / 1024.0 ** 2, "best": "stopped after %d cells" % seen["cells"], "table": {}}
-    res = train(ds, opts, workers=workers, memory_budget=budget, release_documents=True)
+    def should_stop() -> bool:
+        return bool((stop_after and seen["cells"] >= stop_after)
+                    or (time_limit and time.monotonic() - t0 >= time_limit))
+
+    out = {"estimate_mb": est, "n": len(ds.groundtruth), "budget_mb": budget / 1024.0 ** 2,
+           "fits_total": len(opts.configurations()) * opts.nfold}
+    try:
+        res = train(ds, opts, workers=workers, memory_budget=budget, release_documents=True, progress=progress,
+                    should_stop=should_stop)
+    except TrainingStopped:
+        out.update({"train_wall_s": time.monotonic() - t0, "fits_done": seen["cells"], "finished": False,
+                    "best": "stopped after %d fits" % seen["cells"], "table": {},
+                    "first_fit_wall_s": seen["first_cell_wall"], "first_fit_cpu_s": seen["first_cell_cpu"]})
+        return out
     best = res.best
-    return {"train_wall_s": time.monotonic() - t0, "estimate_mb": est, "n": len(ds.groundtruth),
-            "budget_mb": budget / 1024.0 ** 2, "best": [best.preprocessing, best.kernel, best.c, best.gamma],
-            "table": _table(res)}
+    out.update({"train_wall_s": time.monotonic() - t0, "fits_done": out["fits_total"], "finished": True,
+                "best": [best.preprocessing, best.kernel, best.c, best.gamma], "table": _table(res),
+                "first_fit_wall_s": seen["first_cell_wall"], "first_fit_cpu_s": seen["first_cell_cpu"]})
+    return out
+
+
+def child_fit_study(dataset: str, options: Dict[str, Any], cells: List[List[Any]], caches: List[float]) -> Dict[str, Any]:
+    """Why one fit is slow at this size: each cell of (basic, fold 0) fitted with every libsvm cache size
+    (the precomputed path's kernel), timed (CPU-s), with libsvm's iteration and support-vector counts;
+    the cache only memoises kernel rows, so every cache size must give identical predictions."""
+    import numpy as np
+    from sklearn.svm import SVC
+
+    from abrunnerd.trainer import TrainOptions
+    from abrunnerd.trainer.bundle import dataset_from_bundle
+    from abrunnerd.trainer.cells import SVM_TOL, fold_features
+    from abrunnerd.trainer.kernels import KernelParts
+    from abrunnerd.trainer.train import prepare
+
+    path = bundle_path(dataset, options)
+    with open(path + ".json") as f:
+        groundtruth = json.load(f)
+    with open(path, "rb") as f:
+        ds = dataset_from_bundle(f.read(), dataset, groundtruth)
+    opts = TrainOptions.from_job_options(options, seed=42)
+    prepared = prepare(ds, opts, only=["basic"])
+    unit = prepared.unit("basic", 0)
+    t0 = time.process_time()
+    parts = KernelParts(*fold_features(unit))
+    out = {"n_train": int(len(unit.train)), "n_test": int(len(unit.test)), "classes": int(unit.n_classes),
+           "kernel_parts_cpu_s": time.process_time() - t0, "fits": []}
+    y_train, y_test = unit.y[unit.train], unit.y[unit.test]
+    for kind, c, g in cells:
+        k_train, k_test = parts.kernel(kind, 2.0 ** g)
+        reference = None
+        for cache in caches:
+            t0 = time.process_time()
+            svc = SVC(C=2.0 ** c, kernel="precomputed", tol=SVM_TOL, shrinking=True, cache_size=cache)
+            svc.fit(k_train, y_train)
+            fit_s = time.process_time() - t0
+            predicted = svc.predict(k_test)
+            if reference is None:
+                reference = (predicted, svc.dual_coef_.copy())
+            out["fits"].append({"cell": [kind, c, g], "cache_mb": cache, "fit_cpu_s": fit_s,
+                                "iterations": [int(i) for i in np.ravel(getattr(svc, "n_iter_", []))],
+                                "support_vectors": int(svc.support_.size),
+                                "correct": int(np.sum(predicted == y_test)),
+                                "identical": bool(np.array_equal(predicted, reference[0])
+                                                  and np.array_equal(svc.dual_coef_, reference[1]))})
+            print(json.dumps(out["fits"][-1]), file=sys.stderr, flush=True)
+    return out
 
 
 def child_profile(dataset: str, options: Dict[str, Any]) -> Dict[str, Any]:
@@ -367,26 +429,63 @@ def report_synthetic(dataset: str, workers: int, sample: int) -> None:
         naive_wall / ours["train_wall_s"], _agree(ours, naive), naive["fits"], ours["best"]))
 
 
-def report_memory(n: int, workers: int, budget_mb: float, grid: str, compare_mb: float, stop_after: int) -> None:
+def report_memory(n: int, workers: int, budget_mb: float, grid: str, compare_mb: float, stop_after: int,
+                  time_limit: float) -> None:
     options = {"ab": {}, "one": ONE_CONFIG, "basic": ONE_PREPROCESSING, "small": SMALL_GRID}[grid]
     dataset = "synthetic-%d" % n
     made = run_child(["--child", "bundle", "--dataset", dataset, "--options", json.dumps(options)])
     print("== %s (bundle %.1f MB, made by the server's encoder), grid %s, at most %d worker(s); %s" % (
-        dataset, made["bytes"] / 1024.0 ** 2, grid, workers, _load_average()))
+        dataset, made["bytes"] / 1024.0 ** 2, grid, workers, _load_average()), flush=True)
     budgets = [budget_mb] + ([compare_mb] if compare_mb else [])
     runs = []
     for budget in budgets:
         m = run_child(["--child", "memory", "--dataset", dataset, "--workers", str(workers),
-                       "--options", json.dumps(options), "--budget-mb", str(budget), "--stop-after", str(stop_after)])
+                       "--options", json.dumps(options), "--budget-mb", str(budget), "--stop-after", str(stop_after),
+                       "--time-limit", str(time_limit)])
         runs.append(m)
         print("kernel budget %.0f MB: peak RSS of all processes %.0f MB (goal <= 4096), wall %.1f s, %.1f CPU-s; "
-              "estimate_peak_memory %.0f MB; best %s" % (m["budget_mb"], m["peak_tree_mb"], m["wall_s"], m["cpu_s"],
-                                                          m["estimate_mb"], m["best"]))
-    if len(runs) == 2:
+              "estimate_peak_memory %.0f MB (%+.0f %% of the peak); best %s" % (
+                  m["budget_mb"], m["peak_tree_mb"], m["wall_s"], m["cpu_s"], m["estimate_mb"],
+                  100.0 * (m["estimate_mb"] / m["peak_tree_mb"] - 1), m["best"]), flush=True)
+        if not m["finished"]:
+            fits, first_cpu = m["fits_done"], m["first_fit_cpu_s"]
+            print("  PARTIAL run: %d of %d fits done; up to the first fit (decode, merge, 5 sets, first kernels) "
+                  "%.0f s wall, %.1f CPU-s" % (fits, m["fits_total"], m["first_fit_wall_s"] or 0.0,
+                                                first_cpu or 0.0))
+            if fits >= 2 and first_cpu is not None:
+                per_fit = (m["cpu_s"] - first_cpu) / float(fits - 1)
+                print("  after the first fit: %.1f CPU-s a fit -> whole grid ~%.1f CPU-h if every fit cost that "
+                      "(the fits done are the first units' only, in (kernel, gamma, C) order: not a random sample)"
+                      % (per_fit, (first_cpu + per_fit * m["fits_total"]) / 3600.0))
+    if len(runs) == 2 and runs[0]["finished"] and runs[1]["finished"]:
         a, b = runs
-        same = sum(a["table"][k] == b["table"][k] for k in a["table"])
+        differ = sorted(k for k in a["table"] if a["table"][k] != b["table"][k])
         print("per-configuration fold counts identical: %d/%d; best %s" % (
-            same, len(a["table"]), "identical" if a["best"] == b["best"] else "DIFFERENT"))
+            len(a["table"]) - len(differ), len(a["table"]), "identical" if a["best"] == b["best"] else "DIFFERENT"))
+        for k in differ:
+            print("  differs: %s  fold correct %s (budget %.0f MB) vs %s (budget %.0f MB)" % (
+                k, a["table"][k], a["budget_mb"], b["table"][k], b["budget_mb"]))
+    print(_load_average() + " at end")
+
+
+STUDY_CELLS = [["RBF", -5, -11], ["RBF", 3, -11], ["RBF", 11, -11], ["RBF", 11, -5], ["poly", 11, -11]]
+
+
+def report_fit_study(n: int, caches: List[float]) -> None:
+    dataset = "synthetic-%d" % n
+    made = run_child(["--child", "bundle", "--dataset", dataset, "--options", "{}"])
+    print("== %s (bundle %.1f MB): single fits of (basic, fold 0) on the precomputed kernel; %s" % (
+        dataset, made["bytes"] / 1024.0 ** 2, _load_average()))
+    r = run_child(["--child", "fitstudy", "--dataset", dataset, "--options", "{}",
+                   "--study-cells", json.dumps(STUDY_CELLS), "--study-caches", json.dumps(caches)])
+    print("n_train %d, n_test %d, %d classes; Gram matrices %.1f CPU-s; peak RSS %.0f MB" % (
+        r["n_train"], r["n_test"], r["classes"], r["kernel_parts_cpu_s"], r["peak_tree_mb"]))
+    print("%-18s %9s %9s %12s %6s %8s %10s" % ("cell", "cache MB", "fit CPU-s", "iterations", "SVs", "correct",
+                                               "identical"))
+    for f in r["fits"]:
+        print("%-18s %9.0f %9.2f %12s %6d %8d %10s" % (
+            "%s C=2^%d g=2^%d" % tuple(f["cell"]), f["cache_mb"], f["fit_cpu_s"], sum(f["iterations"]),
+            f["support_vectors"], f["correct"], "yes" if f["identical"] else "NO"))
     print(_load_average() + " at end")
 
 
@@ -406,7 +505,14 @@ def main() -> int:
                         help="with --memory: train again with this budget and compare every fold count")
     parser.add_argument("--stop-after", type=int, default=0,
                         help="with --memory: stop after this many fits (peak of a grid too long to finish)")
-    parser.add_argument("--child", choices=["ours", "naive", "memory", "profile", "bundle"], help=argparse.SUPPRESS)
+    parser.add_argument("--time-limit", type=float, default=0.0,
+                        help="with --memory: stop after this many seconds of training (reported as a partial run)")
+    parser.add_argument("--fit-study", type=int, metavar="N",
+                        help="why fits are slow on synthetic-N: single fits timed per libsvm cache size")
+    parser.add_argument("--study-caches", default="[100, 1000]", help="with --fit-study: JSON list of cache MB")
+    parser.add_argument("--study-cells", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["ours", "naive", "memory", "profile", "bundle", "fitstudy"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--sample", type=int, default=0, help=argparse.SUPPRESS)
@@ -418,9 +524,12 @@ def main() -> int:
         elif args.child == "naive":
             out = child_naive(args.dataset, options, args.sample)
         elif args.child == "memory":
-            out = child_memory(args.dataset, args.workers, options, args.budget_mb, args.stop_after)
+            out = child_memory(args.dataset, args.workers, options, args.budget_mb, args.stop_after,
+                               args.time_limit)
         elif args.child == "bundle":
             out = child_bundle(args.dataset, options)
+        elif args.child == "fitstudy":
+            out = child_fit_study(args.dataset, options, json.loads(args.study_cells), json.loads(args.study_caches))
         else:
             out = child_profile(args.dataset, options)
         print(json.dumps(out))
@@ -436,8 +545,12 @@ def main() -> int:
             print("  %-45s %6.2f CPU-s" % (label, seconds))
         print(r["profile"])
         return 0
+    if args.fit_study:
+        report_fit_study(args.fit_study, json.loads(args.study_caches))
+        return 0
     if args.memory:
-        report_memory(args.memory, args.workers, args.budget_mb, args.grid, args.compare_mb, args.stop_after)
+        report_memory(args.memory, args.workers, args.budget_mb, args.grid, args.compare_mb, args.stop_after,
+                      args.time_limit)
         return 0
     for name in args.datasets.split(","):
         if name == "ab-real-1":
