@@ -376,6 +376,80 @@ def child_fit_study(dataset: str, options: Dict[str, Any], cells: List[List[Any]
     return out
 
 
+def _libsvm_arithmetic_kernels(x_train: Any, x_test: Any, kind: str, gamma: float) -> Any:
+    """Train/test kernels with the arithmetic scikit-learn's libsvm uses when it computes them itself:
+    one BLAS ddot per pair (numpy's stacked (1 x d) @ (d x 1) products call that same ddot), the C
+    library's exp, dot(x - y, x - y) for test rows (tests/trainer/test_trainer_kernel_paths.py)."""
+    import math
+
+    import numpy as np
+
+    x_train, x_test = np.ascontiguousarray(x_train), np.ascontiguousarray(x_test)  # as scikit-learn hands them
+    n, d = x_train.shape  # to libsvm; a strided row would make numpy sum it itself instead of calling ddot
+    cols = x_train[:, :, None]
+
+    def dots(row: Any, against: Any) -> Any:
+        return np.matmul(np.broadcast_to(row[None, None, :], (len(against), 1, d)), against).ravel()
+
+    def c_exp(values: Any) -> Any:
+        return np.fromiter(map(math.exp, values.ravel().tolist()), float, values.size).reshape(values.shape)
+
+    sq = np.array([dots(r, r[None, :, None])[0] for r in x_train])
+    gram = np.array([dots(r, cols) for r in x_train])
+    if kind == "RBF":
+        k_train = c_exp(-gamma * (sq[:, None] + sq[None, :] - 2 * gram))
+        dist = []
+        for t in x_test:
+            diff = t - x_train
+            dist.append(np.matmul(diff[:, None, :], diff[:, :, None]).ravel())  # ddot(x - y, x - y)
+        return k_train, c_exp(-gamma * np.array(dist))
+    b_train = gamma * gram + 0.0
+    b_test = gamma * np.array([dots(t, cols) for t in x_test]) + 0.0
+    return b_train * (b_train * b_train), b_test * (b_test * b_test)
+
+
+def child_kernel_paths(dataset: str, options: Dict[str, Any], cell: List[Any]) -> Dict[str, Any]:
+    """One configuration on every fold three ways: the precomputed path (ours), libsvm computing its own
+    kernel (the memory-budget fallback), and a precomputed kernel with libsvm's own arithmetic."""
+    import numpy as np
+    from sklearn.svm import SVC
+
+    from abrunnerd.trainer import TrainOptions
+    from abrunnerd.trainer.bundle import dataset_from_bundle
+    from abrunnerd.trainer.cells import SVM_TOL, fold_features
+    from abrunnerd.trainer.kernels import KernelParts
+    from abrunnerd.trainer.train import prepare
+
+    prep, kind, c, g = cell
+    path = bundle_path(dataset, options)
+    with open(path + ".json") as f:
+        groundtruth = json.load(f)
+    with open(path, "rb") as f:
+        ds = dataset_from_bundle(f.read(), dataset, groundtruth)
+    opts = TrainOptions.from_job_options(options, seed=42)
+    prepared = prepare(ds, opts, only=[prep])
+    folds = []
+    for fold in range(opts.nfold):
+        unit = prepared.unit(prep, fold)
+        x_train, x_test = fold_features(unit)
+        y_train, y_test = unit.y[unit.train], unit.y[unit.test]
+        ours_k = [k.copy() for k in KernelParts(x_train, x_test).kernel(kind, 2.0 ** g)]
+        emulated = _libsvm_arithmetic_kernels(x_train, x_test, kind, 2.0 ** g)
+        pre = dict(C=2.0 ** c, kernel="precomputed", tol=SVM_TOL, shrinking=True, cache_size=100)
+        ours = SVC(**pre).fit(ours_k[0], y_train).predict(ours_k[1])
+        emul = SVC(**pre).fit(emulated[0], y_train).predict(emulated[1])
+        own = SVC(C=2.0 ** c, kernel="rbf" if kind == "RBF" else "poly", gamma=2.0 ** g, degree=3, coef0=0.0,
+                  tol=SVM_TOL, shrinking=True, cache_size=100).fit(x_train, y_train).predict(x_test)
+        k32 = int(np.count_nonzero(ours_k[0].astype(np.float32) != emulated[0].astype(np.float32)))
+        folds.append({"fold": fold, "ours": int(np.sum(ours == y_test)), "fallback": int(np.sum(own == y_test)),
+                      "emulated": int(np.sum(emul == y_test)),
+                      "emulated_equals_fallback": bool(np.array_equal(emul, own)),
+                      "ours_equals_fallback": bool(np.array_equal(ours, own)),
+                      "train_kernel_values_differing_as_float32": k32, "train_kernel_values": int(ours_k[0].size)})
+        print(json.dumps(folds[-1]), file=sys.stderr, flush=True)
+    return {"folds": folds}
+
+
 def child_profile(dataset: str, options: Dict[str, Any]) -> Dict[str, Any]:
     """One small job in this process under cProfile, with phase timings (CPU-s of this process)."""
     import cProfile
@@ -540,6 +614,23 @@ def report_memory(n: int, workers: int, budget_mb: float, grid: str, compare_mb:
     print(_load_average() + " at end")
 
 
+def report_kernel_paths(n: int, grid: str, cell: List[Any]) -> None:
+    options = {"ab": {}, "one": ONE_CONFIG, "basic": ONE_PREPROCESSING, "small": SMALL_GRID}[grid]
+    dataset = "synthetic-%d" % n
+    run_child(["--child", "bundle", "--dataset", dataset, "--options", json.dumps(options)])
+    print("== %s, %s C=2^%d gamma=2^%d of %s: fold correct counts three ways; %s" % (
+        dataset, cell[1], cell[2], cell[3], cell[0], _load_average()))
+    r = run_child(["--child", "kernelpaths", "--dataset", dataset, "--options", json.dumps(options),
+                   "--cell", json.dumps(cell)])
+    print("%5s %8s %9s %24s %16s %22s" % ("fold", "ours", "fallback", "libsvm arithmetic, precomp.",
+                                            "= fallback?", "train kernel f32 diffs"))
+    for f in r["folds"]:
+        print("%5d %8d %9d %24d %16s %15d/%d" % (
+            f["fold"], f["ours"], f["fallback"], f["emulated"],
+            "identical" if f["emulated_equals_fallback"] else "DIFFERENT",
+            f["train_kernel_values_differing_as_float32"], f["train_kernel_values"]))
+
+
 STUDY_CELLS = [["RBF", -5, -11], ["RBF", 3, -11], ["RBF", 11, -11], ["RBF", 11, -5], ["poly", 11, -11]]
 
 
@@ -579,11 +670,16 @@ def main() -> int:
                         help="with --memory: stop after this many fits (peak of a grid too long to finish)")
     parser.add_argument("--time-limit", type=float, default=0.0,
                         help="with --memory: stop after this many seconds of training (reported as a partial run)")
+    parser.add_argument("--kernel-paths", type=int, metavar="N",
+                        help="one configuration (--cell) of synthetic-N three ways: precomputed, libsvm's own "
+                             "kernel (the memory-budget fallback), precomputed with libsvm's arithmetic")
+    parser.add_argument("--cell", default='["basic", "RBF", 7, -5]', help="with --kernel-paths: JSON "
+                        "[preprocessing, kernel, C exponent, gamma exponent]")
     parser.add_argument("--fit-study", type=int, metavar="N",
                         help="why fits are slow on synthetic-N: single fits timed per libsvm cache size")
     parser.add_argument("--study-caches", default="[100, 1000]", help="with --fit-study: JSON list of cache MB")
     parser.add_argument("--study-cells", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["ours", "naive", "memory", "profile", "bundle", "fitstudy"],
+    parser.add_argument("--child", choices=["ours", "naive", "memory", "profile", "bundle", "fitstudy", "kernelpaths"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
@@ -600,6 +696,8 @@ def main() -> int:
                                args.time_limit)
         elif args.child == "bundle":
             out = child_bundle(args.dataset, options)
+        elif args.child == "kernelpaths":
+            out = child_kernel_paths(args.dataset, options, json.loads(args.cell))
         elif args.child == "fitstudy":
             out = child_fit_study(args.dataset, options, json.loads(args.study_cells), json.loads(args.study_caches))
         else:
@@ -620,6 +718,9 @@ def main() -> int:
         for label, seconds in r["phases"]:
             print("  %-45s %6.2f CPU-s" % (label, seconds))
         print(r["profile"])
+        return 0
+    if args.kernel_paths:
+        report_kernel_paths(args.kernel_paths, args.grid, json.loads(args.cell))
         return 0
     if args.fit_study:
         report_fit_study(args.fit_study, json.loads(args.study_caches))

@@ -9,9 +9,11 @@ matrix (BLAS ``gemm``: another summation order), numpy's ``exp`` (SIMD code on A
 differs from the C library's in the last bit of about a quarter of its results) and the expanded form
 for test rows too.  The first test proves that this arithmetic is the *only* difference: a precomputed
 kernel built with libsvm's arithmetic gives bit-identical models and predictions to the fallback.
-The second shows that the two kernels differ in the last bits, so libsvm's float32 kernel cache and its
-solver see different numbers; on 2,000 synthetic recordings that moved one fold count of one
-configuration out of 144 (``benchmarks/train_grid.py --memory 2000 --grid basic --compare-mb 40``).
+The second shows that the two kernels differ in the last bits, so libsvm's solver (its float32 cache,
+its double diagonal) and its prediction can see different numbers; on 2,000 synthetic recordings the
+diagonal alone moved one fold count of one configuration out of 144 (``benchmarks/train_grid.py
+--memory 2000 --grid basic --compare-mb 40`` and ``--kernel-paths 2000``), so the diagonal is now
+libsvm's (the third test).
 Matching libsvm's arithmetic in the precomputed path would need one ``ddot`` per pair and one C ``exp``
 per value (docs/trainer.md "Memory budget": measured cost), so the fallback stays a same-search path.
 """
@@ -121,3 +123,18 @@ def test_the_precomputed_paths_kernels_differ_from_libsvms_in_the_last_bits(unit
         # ... computed another way: the test rows' expanded form |x|^2 + |y|^2 - 2<x,y> against libsvm's
         # dot(x - y, x - y) differs in rounding whatever the BLAS
         assert np.count_nonzero(ours_test != k_test) > 0, "gamma=2^%d" % g
+
+
+def test_the_training_kernels_diagonal_is_libsvms(unit):
+    """libsvm takes |x_i|^2 and dot(x_i, x_i) from the same dot product, so its solver sees K(x_i, x_i) = 1
+    exactly for RBF (its QD is kept in double, unlike the float32 cache); squares summed another way left
+    most diagonal values a few ulps off 1, which alone flipped one fold count of 720 fits on 2,000 recordings."""
+    x_train, x_test, _, _ = unit
+    parts = KernelParts(x_train, x_test)
+    for kind, g in (("RBF", -7), ("RBF", 1), ("poly", -5)):
+        ours = np.diag(parts.kernel(kind, 2.0 ** g)[0]).copy()
+        theirs = np.diag(libsvm_kernels(x_train, x_test[:1], kind, 2.0 ** g)[0])
+        if kind == "RBF":
+            assert np.all(ours == 1.0), "%s gamma=2^%d" % (kind, g)
+        if _sklearn_version() >= (0, 23):  # numpy's stacked products and scipy's ddot: the same BLAS call
+            assert np.array_equal(ours, theirs), "%s gamma=2^%d" % (kind, g)
