@@ -20,7 +20,15 @@ correct counts of ours and the naive baseline are compared cell by cell.
     .venv/bin/python benchmarks/train_grid.py --profile          # where a small job's CPU goes
     .venv/bin/python benchmarks/train_grid.py --memory 10000 --budget-mb 2048   # peak, wall, CPU-s
     .venv/bin/python benchmarks/train_grid.py --memory 2000 --grid basic --budget-mb 2048 --compare-mb 40
+    nice -n 19 .venv/bin/python benchmarks/train_grid.py --memory 10000 --grid ab --budget-mb 2048 \
+        --workers 1 --time-limit 5700      # a partial run is reported as one, with an extrapolation
+    .venv/bin/python benchmarks/train_grid.py --fit-study 10000   # single fits: CPU-s, iterations, cache
+    .venv/bin/python benchmarks/train_grid.py --kernel-paths 2000 --grid basic --cell '["basic", "RBF", -5, -7]'
     .venv/bin/python benchmarks/train_grid.py --datasets synthetic-2000 --naive-sample 60
+
+The default run also prints a floor analysis: ours' and the naive baseline's CPU-s by
+phase (interpreter, imports, parsing, merge, fits, final model, exit) and the ratio the
+shared fixed costs leave reachable.
 
 ``synthetic-N``: N recordings with AB's real descriptor layout, made (seeded) from
 ab-real-1's documents: each value a random blend of a document of its class and one of
@@ -329,7 +337,8 @@ def child_memory(dataset: str, workers: int, options: Dict[str, Any], budget_mb:
     return out
 
 
-def child_fit_study(dataset: str, options: Dict[str, Any], cells: List[List[Any]], caches: List[float]) -> Dict[str, Any]:
+def child_fit_study(dataset: str, options: Dict[str, Any], cells: List[List[Any]],
+                    caches: List[float]) -> Dict[str, Any]:
     """Why one fit is slow at this size: each cell of (basic, fold 0) fitted with every libsvm cache size
     (the precomputed path's kernel), timed (CPU-s), with libsvm's iteration and support-vector counts;
     the cache only memoises kernel rows, so every cache size must give identical predictions."""
