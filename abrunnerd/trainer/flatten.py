@@ -117,8 +117,6 @@ def flatten_leaves(doc: Dict[str, Any], mbid: str) -> Dict[str, Tuple[int, Any]]
                 out[name] = None  # keeps the document's order
                 names.append(name)
                 numbers.append(value)
-            elif kind is dict:
-                stack.append((name, value, False))
             elif isinstance(value, dict):
                 stack.append((name, value, False))
             else:
