@@ -44,8 +44,10 @@ def gram_diagonal(x: np.ndarray, gram: np.ndarray) -> np.ndarray:
     too; squares summed another way than the Gram matrix left ``K(x_i, x_i)`` a few ulps
     off 1 for most rows, enough to flip one fold count in 720 fits against libsvm's own
     kernel (docs/trainer.md, "The libsvm-cache fallback")."""
-    c = np.ascontiguousarray(x)
-    sq = np.matmul(c[:, None, :], c[:, :, None]).ravel()
+    sq = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], CHUNK_ROWS):  # contiguous rows (numpy sums strided ones itself), a
+        c = np.ascontiguousarray(x[start:start + CHUNK_ROWS])  # chunk at a time: no n x d copy
+        sq[start:start + CHUNK_ROWS] = np.matmul(c[:, None, :], c[:, :, None]).ravel()
     np.fill_diagonal(gram, sq)
     return sq
 
