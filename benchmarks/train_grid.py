@@ -186,6 +186,9 @@ def _import_fitting_stack(phases: Phases) -> None:
 
 
 def child_ours(dataset: str, workers: int, options: Dict[str, Any]) -> Dict[str, Any]:
+    from abrunnerd.train_worker import single_threaded_blas
+
+    single_threaded_blas()  # as the training process does, before numpy is imported
     phases = Phases()
     _import_fitting_stack(phases)
     from abrunnerd.trainer import TrainOptions, train
@@ -292,6 +295,9 @@ def child_memory(dataset: str, workers: int, options: Dict[str, Any], budget_mb:
     partial run is reported as such (fits done, their CPU-s), never as a finished grid.  A line per
     finished cell goes to stderr (cells, wall, CPU-s of this process) so a run killed from outside
     still shows how far it came."""
+    from abrunnerd.train_worker import single_threaded_blas
+
+    single_threaded_blas()  # as the training process does, before numpy is imported
     from abrunnerd.trainer import TrainOptions, TrainingStopped, estimate_peak_memory, train
     from abrunnerd.trainer.bundle import dataset_from_bundle
     from abrunnerd.trainer.memory import kernel_budget
