@@ -43,6 +43,19 @@ def be_polite() -> None:
         libc.syscall(number, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << 13)
 
 
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def single_threaded_blas() -> None:
+    """One BLAS thread in this process; call it before numpy is imported.  The fits are
+    libsvm's (single-threaded), and on a small job a second BLAS thread only spins:
+    ab-real-1's AB grid took 3.6-4.1 CPU-s with two threads and 2.9-3.2 with one, in the
+    same wall time (benchmarks/train_grid.py).  The pool's workers get one thread anyway
+    (grid.py); a value the caller set is kept."""
+    for name in BLAS_THREAD_VARS:
+        os.environ.setdefault(name, "1")
+
+
 def _die_with_parent() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -115,6 +128,7 @@ def run(job_dir: str) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    single_threaded_blas()
     be_polite()
     spec = atomic.read_json(os.path.join(job_dir, "spec.json"))
     from abrunnerd.proctitle import name_training_process
@@ -194,5 +208,18 @@ def main(argv: Any = None) -> int:
         return CRASHED
 
 
+def exit_now(code: int) -> None:
+    """Leave without the interpreter's teardown: with numpy, scipy and scikit-learn loaded,
+    freeing every module costs 0.1-0.25 CPU-s (benchmarks/train_grid.py's floor analysis),
+    a tenth of a small job.  Everything this process leaves behind is already written
+    (result, model, error, checkpoint: written and renamed; worker processes joined)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

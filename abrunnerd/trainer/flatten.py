@@ -98,12 +98,41 @@ def leaf_value(value: Any, mbid: str, name: str) -> Optional[Tuple[int, Any]]:
 
 
 def flatten_leaves(doc: Dict[str, Any], mbid: str) -> Dict[str, Tuple[int, Any]]:
-    """``{full name: (type, values)}`` as ``leaf_value`` gives them (the merge's one pass)."""
-    out = {}
-    for name, value in iter_leaves(doc):
-        leaf = leaf_value(value, mbid, name)
-        if leaf is not None:
-            out[name] = leaf
+    """``{full name: (type, values)}`` as ``leaf_value`` gives them (the merge's one pass).
+
+    Scalar numbers (most leaves of a low-level document) are checked together in one
+    vectorised test per document; only a failing document takes the per-value path that
+    names the culprit."""
+    out = {}  # type: Dict[str, Any]
+    names, numbers = [], []  # type: List[str], List[Any]
+    stack = [("", doc, True)]
+    while stack:  # iter_leaves, inlined: this loop runs once per leaf of every document
+        prefix, node, top = stack.pop()
+        for key, value in node.items():
+            if top and key in IGNORED_TOP_LEVEL:
+                continue
+            name = prefix + "." + key
+            kind = type(value)
+            if kind is float or kind is int:  # not bool: type() is exact
+                out[name] = None  # keeps the document's order
+                names.append(name)
+                numbers.append(value)
+            elif isinstance(value, dict):
+                stack.append((name, value, False))
+            else:
+                leaf = leaf_value(value, mbid, name)
+                if leaf is not None:
+                    out[name] = leaf
+    if numbers:
+        try:
+            arr = np.array(numbers, dtype=np.float64)
+            checked = arr.tolist() if bool((np.abs(arr) <= F32_MAX).all()) else None  # None: NaN, inf, too big
+        except OverflowError:
+            checked = None
+        if checked is None:  # the slow path raises, naming the descriptor
+            checked = [_number(value, mbid, name) for name, value in zip(names, numbers)]
+        for name, v in zip(names, checked):
+            out[name] = (REAL, (v,))  # a 1-tuple: cheaper than an array per scalar
     return out
 
 

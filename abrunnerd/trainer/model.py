@@ -16,7 +16,7 @@ from abrunnerd.gaia.chain import REAL, STRING, VARIABLE, Descriptor, Layout, Ste
 from abrunnerd.trainer import steps as fit
 from abrunnerd.trainer.errors import PredictionError
 from abrunnerd.trainer.frame import Frame
-from abrunnerd.trainer.kernels import CHUNK_ROWS
+from abrunnerd.trainer.kernels import CHUNK_ROWS, gram_diagonal
 from abrunnerd.trainer.libsvm_predict import svm_model_from_sklearn
 
 SVM_KERNELS = {"RBF": "rbf", "poly": "polynomial"}
@@ -51,8 +51,8 @@ class FinalModel(NamedTuple):
 def full_kernel(x: np.ndarray, kernel: str, gamma: float) -> np.ndarray:
     """The n x n training kernel in one float64 matrix (the Gram matrix, transformed in place by row
     blocks with the cross-validation kernels' arithmetic)."""
-    sq = np.einsum("ij,ij->i", x, x)
     k = x @ x.T
+    sq = gram_diagonal(x, k)
     for start in range(0, k.shape[0], CHUNK_ROWS):
         rows = slice(start, start + CHUNK_ROWS)
         block = k[rows]

@@ -195,11 +195,38 @@ def test_bad_options_get_clear_errors(options, words):
     assert words in str(e.value)
 
 
-def test_memory_formula_fits_5000_recordings_in_4_gb():
+def test_memory_formula_fits_5000_recordings_in_4_gb(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 4)  # train() never runs more workers than CPUs; nor does the estimate
     opts = TrainOptions()
     assert estimate_peak_memory(5000, opts, workers=2) < 4 * 1024 ** 3
     assert estimate_peak_memory(5000, opts, workers=2) > estimate_peak_memory(5000, opts, workers=1)
     assert estimate_peak_memory(2000, opts) < estimate_peak_memory(5000, opts)
+
+
+MB = 1024 ** 2
+# Peak RSS of all processes measured with benchmarks/train_grid.py --memory N --budget-mb B (docs/trainer.md's
+# calibration table): (recordings, job options, workers, kernel budget MB, measured MB).  The formula may
+# over-estimate a little (it decides whether a job is refused), never under-estimate.
+MEASURED_PEAKS = [
+    (1000, {"c_values": [11], "gamma_values": [-11], "preprocessing_values": ["gaussianized"]}, 1, 2048, 147),
+    (2000, {"c_values": [11], "gamma_values": [-11], "preprocessing_values": ["gaussianized"]}, 1, 2048, 258),
+    (5000, {"c_values": [11], "gamma_values": [-11], "preprocessing_values": ["gaussianized"]}, 1, 2048, 553),
+    (2000, {"preprocessing_values": ["basic"]}, 1, 2048, 249),
+    (10000, {"c_values": [11], "gamma_values": [-11], "preprocessing_values": ["gaussianized"]}, 1, 2048, 1525),
+    (2000, {"c_values": [1, 5, 9], "gamma_values": [-9, -5, -1], "preprocessing_values": ["basic"]}, 2, 2048, 461),
+    (5000, {"c_values": [1, 5, 9], "gamma_values": [-9, -5, -1], "preprocessing_values": ["basic"]}, 2, 2048, 1160),
+    (2000, {"preprocessing_values": ["basic"]}, 1, 40, 195),  # below one unit's kernels: libsvm's cache
+    (10000, {}, 1, 2048, 1725),  # AB's whole grid, one unit at a time in one process (two runs: 1,713, 1,725)
+]
+
+
+@pytest.mark.parametrize("n, options, workers, budget_mb, measured_mb", MEASURED_PEAKS)
+def test_memory_formula_is_calibrated_on_measured_peaks(monkeypatch, n, options, workers, budget_mb, measured_mb):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)  # the machine the peaks were measured on
+    estimate = estimate_peak_memory(n, TrainOptions.from_job_options(options, seed=42), workers=workers,
+                                    memory_budget=budget_mb * MB) / MB
+    assert measured_mb <= estimate <= 1.15 * measured_mb, "estimate %.0f MB vs %d MB measured" % (estimate,
+                                                                                                    measured_mb)
 
 
 def test_cost_estimate_keeps_small_grids_in_process():
