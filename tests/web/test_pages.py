@@ -188,6 +188,8 @@ def test_submit_and_cancel_a_job(browser, site):
     element.clear()
     element.send_keys("1 x")
     browser.find_element(By.CSS_SELECTOR, "form.submit button[type=submit]").click()
+    # the refused form is a new page: wait for it (the old one may still be shown right after the click)
+    wait(browser, 30).until(lambda d: d.find_elements(By.ID, "submit-error"))
     assert "'x' is not a whole number" in browser.find_element(By.ID, "submit-error").text
     logged = browser.get_log("browser")  # the refused form is answered 400, which Chromium logs
     assert [e["source"] for e in logged] == ["network"] and "400" in logged[0]["message"], logged
