@@ -10,6 +10,7 @@ import random
 import time
 
 import pytest
+import requests
 
 from rel_harness import record
 from rel_harness.daemon import Daemon
@@ -54,6 +55,27 @@ def _progress_at(srv, job):
         return None
 
 
+def _job_again(srv, job: str, problems: list, workers: int = 2) -> dict:
+    """Job details once the server answers normally again. By design (abserver/db.py: no
+    pre-ping) a worker process's first request on a connection made before a database
+    restart fails once with 503 + Retry-After, which clients retry; SQLAlchemy then drops
+    that worker's whole pool. More than one such answer per gunicorn worker is a problem."""
+    stale = 0
+    for _ in range(2 * workers + 1):
+        answer = requests.get("%s/api/v1/datasets/evaluation/jobs/%s" % (srv.base_url, job),
+                              headers={"Authorization": "Token " + srv.token}, timeout=30)
+        if answer.status_code != 503:
+            answer.raise_for_status()
+            break
+        assert answer.headers.get("Retry-After") and answer.json()["code"] == "database_unavailable", answer.text
+        stale += 1
+    else:
+        return {"status": "HTTP 503 %d times" % stale, "status_msg": answer.text[:200]}
+    if stale > workers:
+        problems.append("%d answers 503 after the restart (more than one per worker)" % stale)
+    return answer.json()
+
+
 def _faulted_job(srv, base, name, baseline, plan, fault, seed):
     """Run a job; at each (stage, downtime) of ``plan`` apply ``fault(downtime)``."""
     rng = random.Random(seed)
@@ -81,9 +103,9 @@ def _faulted_job(srv, base, name, baseline, plan, fault, seed):
         wait_for(lambda: not d.leftovers(), 60, interval=0.5, what="work_dir to be cleaned")
     except Exception as exc:
         problems.append("%s: %s" % (type(exc).__name__, exc))
-    j = server_job(srv.base_url, srv.token, job)
-    if j["status"] != "done":
-        problems.append("job ended %s: %s" % (j["status"], j["status_msg"]))
+    j = _job_again(srv, job, problems)
+    if j.get("status") != "done":
+        problems.append("job ended %s: %s" % (j.get("status"), j.get("status_msg")))
     elif comparable(j["result"]) != baseline:
         problems.append("result differs from the undisturbed run's")
     if not d.alive():
@@ -157,10 +179,10 @@ def test_postgres_restarted(tmp_path, baselines):
                                              [("download", 0), ("training", 5.0), ("upload", 0)]
                                              if LONG else [("training", 3.0)],
                                              restart_postgres, seed=12)
-        # The server itself must answer normally again (no stale pooled connections).
-        r = server_job(srv.base_url, srv.token, job)
-        if r["status"] != "done":
-            problems.append("job not done after PostgreSQL restarts")
+        # The server itself must answer normally again (at most one 503 per worker, _job_again).
+        r = _job_again(srv, job, problems)
+        if r.get("status") != "done":
+            problems.append("job not done after PostgreSQL restarts (%s)" % r.get("status"))
         _record("pg-restart", landed, problems, "PostgreSQL restart (pg_ctl, fast mode)")
         assert landed
     finally:
