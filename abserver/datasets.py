@@ -358,7 +358,11 @@ def check_classes(classes: List[Dict[str, Any]]) -> None:
 def check_trainable(classes: List[Dict[str, Any]], have: Dict[str, Any]) -> None:
     """At submit: the class rules above, and every recording has the owner's document."""
     check_classes(classes)
-    missing = sorted({m for c in classes for m in c["recordings"]} - set(have))
+    check_documents_present(sorted({m for c in classes for m in c["recordings"]} - set(have)))
+
+
+def check_documents_present(missing: List[str]) -> None:
+    """422 ``missing_lowlevel`` naming the first recordings without the owner's document."""
     if missing:
         raise invalid("missing_lowlevel", "%d recording(s) have no low-level document of yours: %s; upload "
                       "them (PUT /low-level/<mbid>)" % (len(missing), _names(missing)))

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from . import events, leases, quota
 from .config import ServerConfig
-from .datasets import check_classes, get_dataset
-from .errors import ApiError, conflict, invalid, not_found
+from .datasets import check_classes, check_documents_present, get_dataset
+from .errors import ApiError, conflict, not_found
 from .options import normalize_options
 from .tables import bundles, dataset_recordings, datasets, jobs, lowlevel, snapshots
 from .timefmt import http_date, now
@@ -65,10 +65,7 @@ def submit(engine: sa.engine.Engine, dataset_id: str, owner_id: int, location: s
         # known only once built (the builder checks again, exactly, when it stores).
         quota.check(conn, owner_id, max(1, dataset.size_bytes or 0), quota_bytes,
                     "a snapshot of dataset %s" % dataset_id, serialise=False)
-    if missing:
-        raise invalid("missing_lowlevel", "%d recording(s) have no low-level document of yours: %s; upload "
-                      "them (PUT /low-level/<mbid>)" % (len(missing), ", ".join(missing[:5]) + (
-                          " and %d more" % (len(missing) - 5) if len(missing) > 5 else "")))
+    check_documents_present(missing)
     with engine.begin() as conn:
         job_id = str(uuid.uuid4())
         ts = now()
