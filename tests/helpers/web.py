@@ -38,6 +38,39 @@ class Site(NamedTuple):
     lease: str
 
 
+
+class InProcessOwner(NamedTuple):
+    url: str
+    engine: Any
+    token: str
+    uid: int
+    dataset: str  # the example dataset, imported for the owner
+
+
+def in_process_owner(db_path: Path) -> InProcessOwner:
+    """A migrated SQLite database at ``db_path`` with one owner ('a') and the example dataset:
+    for tests that drive the Flask app in this process (``create_app(url).test_client()``)."""
+    from abserver import migrations
+    from abserver.datasets import import_dataset_dir
+    from abserver.db import make_engine
+    from abserver.users import add_user, user_id_by_name
+
+    url = "sqlite:///%s" % db_path
+    engine = make_engine(url)
+    migrations.upgrade(engine)
+    token = add_user(engine, "a")
+    with engine.connect() as conn:
+        uid = user_id_by_name(conn, "a")
+    return InProcessOwner(url, engine, token, uid, import_dataset_dir(engine, str(EXAMPLE_DATASET), uid).dataset_id)
+
+
+def sign_in_client(client, token: str):
+    """``client`` (a Flask test client) signed in with ``token`` through the login form."""
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    assert client.post("/login", data={"token": token, "csrf_token": csrf}).status_code == 303
+    return client
+
+
 def train_example(options: Dict[str, Any]):
     """Train examples/ab-real-small on ``options`` with the project's trainer (as a runner would)."""
     from abrunnerd.gaia.history import dumps_history

@@ -1,23 +1,13 @@
 """The job page's status history stays readable for long jobs: every transition, the latest pings."""
-import re
 import uuid
 
-from abserver import builder, migrations
+from abserver import builder
 from abserver.app import create_app
-from abserver.datasets import import_dataset_dir
-from abserver.db import make_engine
-from abserver.users import add_user, user_id_by_name
-from helpers.server import EXAMPLE_DATASET
+from helpers.web import in_process_owner, sign_in_client
 
 
 def test_a_long_job_keeps_its_claim_in_view(tmp_path):
-    url = "sqlite:///%s" % (tmp_path / "h.db")
-    engine = make_engine(url)
-    migrations.upgrade(engine)
-    token = add_user(engine, "a")
-    with engine.connect() as conn:
-        uid = user_id_by_name(conn, "a")
-    dataset = import_dataset_dir(engine, str(EXAMPLE_DATASET), uid).dataset_id
+    url, engine, token, uid, dataset = in_process_owner(tmp_path / "h.db")
     client = create_app(url).test_client()
     auth = {"Authorization": "Token " + token}
     job = client.post("/api/v1/datasets/%s/evaluate" % dataset, json={}, headers=auth).get_json()["job_id"]
@@ -30,8 +20,7 @@ def test_a_long_job_keeps_its_claim_in_view(tmp_path):
             "lease_id": lease, "runner_name": "long-runner", "runner_version": "1", "stage": "training",
             "cells_done": cells, "cells_total": 720, "eta_seconds": 1000 - cells})
         assert r.status_code == 200
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
-    assert client.post("/login", data={"token": token, "csrf_token": csrf}).status_code == 303
+    sign_in_client(client, token)
     page = client.get("/jobs/%s" % job).get_data(as_text=True)
     history = page[page.index('id="job-history"'):]
     assert "submitted" in history and "claimed</span> by long-runner" in history

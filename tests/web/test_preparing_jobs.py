@@ -5,30 +5,14 @@ import re
 
 import sqlalchemy as sa
 
-from abserver import builder, migrations
+from abserver import builder
 from abserver.app import create_app
-from abserver.datasets import import_dataset_dir
-from abserver.db import make_engine
-from abserver.users import add_user, user_id_by_name
-from helpers.server import EXAMPLE_DATASET
-
-
-def _signed_in(url, token):
-    client = create_app(url).test_client()
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
-    assert client.post("/login", data={"token": token, "csrf_token": csrf}).status_code == 303
-    return client
+from helpers.web import in_process_owner, sign_in_client
 
 
 def test_job_pages_show_preparing_then_built_and_a_failed_build_with_its_code(tmp_path):
-    url = "sqlite:///%s" % (tmp_path / "p.db")
-    engine = make_engine(url)
-    migrations.upgrade(engine)
-    token = add_user(engine, "a")
-    with engine.connect() as conn:
-        uid = user_id_by_name(conn, "a")
-    dataset = import_dataset_dir(engine, str(EXAMPLE_DATASET), uid).dataset_id
-    client = _signed_in(url, token)
+    url, engine, token, uid, dataset = in_process_owner(tmp_path / "p.db")
+    client = sign_in_client(create_app(url).test_client(), token)
     page = client.get("/datasets/%s/submit" % dataset).get_data(as_text=True)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     r = client.post("/datasets/%s/submit" % dataset, data={

@@ -1,28 +1,18 @@
 """Results of the shapes the protocol allows render: one without per-configuration accuracies
 (``combinations`` is optional) still has its page, its downloads and its predictions."""
 import json
-import re
 
 import sqlalchemy as sa
 
-from abserver import builder, migrations
+from abserver import builder
 from abserver.app import create_app
-from abserver.datasets import import_dataset_dir
-from abserver.db import make_engine
 from abserver.jobs import submit
-from abserver.users import add_user, user_id_by_name
 from helpers.jobflow import example_model
-from helpers.server import EXAMPLE_DATASET
+from helpers.web import in_process_owner, sign_in_client
 
 
 def test_result_without_combinations(tmp_path):
-    url = "sqlite:///%s" % (tmp_path / "r.db")
-    engine = make_engine(url)
-    migrations.upgrade(engine)
-    token = add_user(engine, "a")
-    with engine.connect() as conn:
-        uid = user_id_by_name(conn, "a")
-    dataset = import_dataset_dir(engine, str(EXAMPLE_DATASET), uid).dataset_id
+    url, engine, token, uid, dataset = in_process_owner(tmp_path / "r.db")
     job = submit(engine, dataset, uid, "remote", {"c_values": [1], "gamma_values": [-3],
                                                   "preprocessing_values": ["basic"]}, 42)
     assert builder.build_queued(engine) == 1  # the build worker's work, in this process
@@ -35,8 +25,7 @@ def test_result_without_combinations(tmp_path):
                              "WHERE id = :j"), {"r": json.dumps(result), "m": example_model(), "h": "0" * 64,
                                                "j": job})
     client = create_app(url).test_client()
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
-    assert client.post("/login", data={"token": token, "csrf_token": csrf}).status_code == 303
+    sign_in_client(client, token)
     page = client.get("/jobs/%s/result" % job).get_data(as_text=True)
     assert "66.67 %" in page and "no per-configuration accuracies" in page
     assert page.count('class="plot"') == 1, "only the confusion matrix"

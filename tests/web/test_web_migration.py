@@ -1,6 +1,5 @@
 """Version 4 (the web pages' tables) on a database that already has jobs: they keep working."""
 import json
-import re
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +11,8 @@ from abserver.db import make_engine
 from abserver.jobs import submit
 from abserver.users import add_user, user_id_by_name
 from helpers.server import EXAMPLE_DATASET
+from helpers.web import sign_in_client
+
 
 @pytest.fixture
 def url(any_db_url):
@@ -39,8 +40,7 @@ def test_jobs_from_before_version_4_show_on_the_pages(url):
     with engine.begin() as conn:  # a job submitted before version 4 has no history: forget this one's
         conn.execute(sa.text("DELETE FROM job_events"))
     client = create_app(url).test_client()
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
-    assert client.post("/login", data={"token": token, "csrf_token": csrf}).status_code == 303
+    sign_in_client(client, token)
     page = client.get("/jobs/%s" % job).get_data(as_text=True)
     assert "before v4" in page and "No events recorded" in page
     with engine.connect() as conn:
